@@ -1,0 +1,7 @@
+"""elegere-widgets: manage the email servers of an eLegere-style Workspace."""
+
+from . import models
+from .errors import ElegereError
+
+__all__ = ["ElegereError", "models"]
+__version__ = "0.1.0"

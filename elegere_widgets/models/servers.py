@@ -1,0 +1,485 @@
+"""Email server models: one per direction.
+
+In: ``SmtpSettings`` / ``GraphSettings`` (secrets as ``SecretStr``/``SecretBytes``), wrapped in
+``SmtpServerSpec`` / ``GraphServerSpec`` for a test or an add, and ``EmailServerPatch`` for an
+update. Out: ``EmailServer``, whose settings never hold a secret (``secrets_set`` says which are
+stored). Every validation message names the field and says what to fix.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    SecretStr,
+    SerializationInfo,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from .connection import LastTest, ServerType
+from .problems import FieldError
+from .usage import UsageCounts
+
+NAME_MAX = 100
+CERTIFICATE_MAX_BYTES = 1024 * 1024
+SECRET_MASK = "**********"
+
+#: The labels the product shows, used in messages so they read like the form.
+FIELD_LABELS: dict[str, str] = {
+    "type": "Type",
+    "name": "Name",
+    "server": "Server",
+    "port": "Port",
+    "use_ssl": "Use SSL",
+    "account": "Account",
+    "sender_address": "Sender Address",
+    "password": "Password",
+    "tenant_id": "Tenant ID",
+    "client_id": "Client ID",
+    "certificate": "Certificate",
+    "certificate_alias": "Certificate Alias",
+    "certificate_password": "Certificate Password",
+    "test_token": "Test token",
+    "server_id": "Server",
+}
+
+SMTP_SECRET_FIELDS = ("password",)
+GRAPH_SECRET_FIELDS = ("certificate", "certificate_password")
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    "smtp": SMTP_SECRET_FIELDS,
+    "microsoft_graph": GRAPH_SECRET_FIELDS,
+}
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+
+
+# ---------------------------------------------------------------- field checks (shared)
+
+
+def check_name(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("Enter a name, for example 'Sales relay'.")
+    if len(value) > NAME_MAX:
+        raise ValueError(f"Name must be at most {NAME_MAX} characters; shorten it.")
+    if any(ord(c) < 32 for c in value):
+        raise ValueError("Name must not contain line breaks or control characters.")
+    return value
+
+
+def check_host(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("Enter the server's host name, for example smtp.example.com.")
+    if "://" in value or value.lower().startswith(("smtp:", "smtps:", "http:", "https:")):
+        raise ValueError(
+            "Enter only the host name, without a scheme: smtp.example.com, not smtp://smtp.example.com."
+        )
+    if any(c.isspace() for c in value):
+        raise ValueError("The server must not contain spaces; enter a host name such as smtp.example.com.")
+    if "/" in value or "@" in value:
+        raise ValueError("Enter only the host name (smtp.example.com), without a path or an account.")
+    literal = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        return str(ipaddress.ip_address(literal))
+    except ValueError:
+        pass
+    if ":" in value:
+        raise ValueError("Enter the port in the Port field, not after the host name.")
+    host = value.rstrip(".")
+    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in host.split(".")):
+        raise ValueError(
+            "Enter a valid host name (letters, digits, hyphens and dots, such as smtp.example.com) "
+            "or an IP address."
+        )
+    return host.lower()
+
+
+def check_port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("Port must be a number from 1 to 65535 (usually 587, or 465 with Use SSL).")
+    return value
+
+
+def check_email(value: str, label: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"Enter the {label}, for example notifications@example.com.")
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(
+            f"Enter a valid email address such as notifications@example.com ({exc})."
+        ) from None
+    return result.normalized
+
+
+def check_required_text(value: str, what: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"Enter {what}.")
+    if len(value) > 320:
+        raise ValueError("This value is too long (at most 320 characters).")
+    return value
+
+
+def check_guid(value: str, label: str) -> str:
+    value = value.strip()
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError(
+            f"{label} must be a GUID such as 00000000-0000-0000-0000-000000000000; copy it from "
+            "the app registration's Overview page."
+        ) from None
+
+
+def check_tenant(value: str) -> str:
+    value = value.strip()
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        pass
+    if _DOMAIN.match(value):
+        return value.lower()
+    raise ValueError(
+        "Tenant ID must be the directory (tenant) GUID or a verified domain such as contoso.onmicrosoft.com."
+    )
+
+
+Name = Annotated[str, AfterValidator(check_name)]
+Host = Annotated[str, AfterValidator(check_host)]
+Port = Annotated[int, AfterValidator(check_port)]
+Account = Annotated[
+    str,
+    AfterValidator(lambda v: check_required_text(v, "the account (the login name the server expects)")),
+]
+SenderAddress = Annotated[str, AfterValidator(lambda v: check_email(v, "sender address"))]
+Mailbox = Annotated[str, AfterValidator(lambda v: check_email(v, "account (mailbox)"))]
+TenantId = Annotated[str, AfterValidator(check_tenant)]
+ClientId = Annotated[str, AfterValidator(lambda v: check_guid(v, "Client ID"))]
+
+
+def _reveal(info: SerializationInfo) -> bool:
+    return bool(info.context and info.context.get("reveal_secrets"))
+
+
+# ---------------------------------------------------------------- settings in
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, validate_assignment=True)
+
+    def public(self) -> dict[str, Any]:
+        """The settings without any secret."""
+        return self.model_dump(mode="json", exclude=set(self.secret_fields()))
+
+    def secrets(self) -> dict[str, str]:
+        """The secrets that are set, as wire values (base64 for files)."""
+        dumped = self.model_dump(
+            mode="json", include=set(self.secret_fields()), context={"reveal_secrets": True}
+        )
+        return {k: v for k, v in dumped.items() if v is not None}
+
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        raise NotImplementedError
+
+
+class SmtpSettings(_Settings):
+    """The settings of an SMTP server."""
+
+    server: Host = Field(description="Host name or IP address, without a scheme.")
+    port: Port = Field(description="TCP port, 1-65535: 587 (STARTTLS), 465 (implicit TLS), 25.")
+    use_ssl: bool = Field(False, description="The connection must be encrypted.")
+    account: Account = Field(description="The login name the server expects.")
+    sender_address: SenderAddress = Field(description="The address mail is sent from.")
+    password: SecretStr | None = Field(None, description="Write-only. Omit to send no AUTH.")
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _empty_password_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_serializer("password")
+    def _ser_password(self, v: SecretStr | None, info: SerializationInfo) -> str | None:
+        if v is None:
+            return None
+        return v.get_secret_value() if _reveal(info) else SECRET_MASK
+
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        return SMTP_SECRET_FIELDS
+
+
+class GraphSettings(_Settings):
+    """The settings of a Microsoft Graph server (app-only, certificate credentials)."""
+
+    account: Mailbox = Field(description="The mailbox mail is sent as.")
+    tenant_id: TenantId = Field(description="Directory (tenant) GUID or a verified domain.")
+    client_id: ClientId = Field(description="Application (client) GUID of the app registration.")
+    certificate: SecretBytes | None = Field(
+        None, description="Write-only: the .pfx/.p12, .pem or .cer/.crt file (base64 on the wire)."
+    )
+    certificate_alias: str | None = Field(
+        None, description="Friendly name of the key in a multi-key .pfx."
+    )
+    certificate_password: SecretStr | None = Field(None, description="Write-only, for a .pfx.")
+
+    @field_validator("certificate", mode="before")
+    @classmethod
+    def _decode_certificate(cls, v: Any) -> Any:
+        if v is None or v == "" or v == b"":
+            return None
+        if isinstance(v, SecretBytes):
+            v = v.get_secret_value()
+        if isinstance(v, str):
+            try:
+                v = base64.b64decode(v, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(
+                    "Certificate must be the file's content in base64; upload the .pfx or .cer again."
+                ) from None
+        if isinstance(v, bytes | bytearray) and len(v) > CERTIFICATE_MAX_BYTES:
+            raise ValueError("Certificate file is over 1 MiB; upload the .pfx or .cer itself.")
+        return v
+
+    @field_validator("certificate_alias", mode="before")
+    @classmethod
+    def _blank_alias_is_none(cls, v: Any) -> Any:
+        return v.strip() or None if isinstance(v, str) else v
+
+    @field_validator("certificate_password", mode="before")
+    @classmethod
+    def _empty_password_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_serializer("certificate")
+    def _ser_certificate(self, v: SecretBytes | None, info: SerializationInfo) -> str | None:
+        if v is None:
+            return None
+        return base64.b64encode(v.get_secret_value()).decode() if _reveal(info) else SECRET_MASK
+
+    @field_serializer("certificate_password")
+    def _ser_cert_password(self, v: SecretStr | None, info: SerializationInfo) -> str | None:
+        if v is None:
+            return None
+        return v.get_secret_value() if _reveal(info) else SECRET_MASK
+
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        return GRAPH_SECRET_FIELDS
+
+
+SETTINGS_BY_TYPE: dict[str, type[SmtpSettings] | type[GraphSettings]] = {
+    "smtp": SmtpSettings,
+    "microsoft_graph": GraphSettings,
+}
+
+TYPE_LABELS: dict[str, str] = {"smtp": "SMTP", "microsoft_graph": "Microsoft Graph"}
+
+
+# ---------------------------------------------------------------- requests
+
+
+class _ServerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    name: Name = Field(description="Unique among the servers the workspace can see.")
+    test_token: str | None = Field(
+        None, repr=False, description="The receipt of a passing test of exactly these settings."
+    )
+    server_id: str | None = Field(
+        None, description="For a test only: reuse the stored secrets of this server."
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON body, secrets included: only for sending to the service."""
+        return self.model_dump(mode="json", exclude_none=True, context={"reveal_secrets": True})
+
+
+class SmtpServerSpec(_ServerSpec):
+    """An SMTP server to test or add."""
+
+    type: Literal["smtp"] = "smtp"
+    settings: SmtpSettings
+
+
+class GraphServerSpec(_ServerSpec):
+    """A Microsoft Graph server to test or add."""
+
+    type: Literal["microsoft_graph"] = "microsoft_graph"
+    settings: GraphSettings
+
+
+EmailServerSpec = Annotated[SmtpServerSpec | GraphServerSpec, Field(discriminator="type")]
+
+
+class EmailServerPatch(BaseModel):
+    """A partial update: omitted fields, and omitted secrets, stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    name: Name | None = None
+    settings: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.name is not None:
+            body["name"] = self.name
+        if self.settings:
+            body["settings"] = settings_to_wire(self.settings)
+        return body
+
+
+def settings_to_wire(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain JSON values for a settings mapping: secrets revealed, files in base64."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, SecretBytes):
+            value = value.get_secret_value()
+        if isinstance(value, bytes | bytearray):
+            value = base64.b64encode(bytes(value)).decode()
+        out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------- out
+
+
+class SmtpSettingsView(BaseModel):
+    """SMTP settings as the service shows them: no password."""
+
+    server: str
+    port: int
+    use_ssl: bool
+    account: str
+    sender_address: str
+
+
+class CertificateInfo(BaseModel):
+    """What may be shown of a certificate: never the key, the file or its password."""
+
+    subject: str
+    thumbprint_sha1: str
+    thumbprint_sha256: str
+    not_after: datetime
+    days_left: int
+    has_private_key: bool = True
+
+
+class GraphSettingsView(BaseModel):
+    """Microsoft Graph settings as the service shows them: no certificate, no password."""
+
+    account: str
+    tenant_id: str
+    client_id: str
+    certificate_alias: str | None = None
+    certificate_info: CertificateInfo | None = None
+
+
+Scope = Literal["workspace", "organization"]
+
+
+class EmailServer(BaseModel):
+    """A stored email server, as the service returns it."""
+
+    id: str
+    workspace_id: str | None
+    organization_id: str
+    scope: Scope
+    inherited: bool
+    type: ServerType
+    name: str
+    version: int
+    settings: SmtpSettingsView | GraphSettingsView
+    secrets_set: dict[str, bool] = Field(default_factory=dict)
+    usage: UsageCounts = Field(default_factory=UsageCounts)
+    created_at: datetime
+    updated_at: datetime
+    last_test: LastTest | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings_by_type(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("settings"), dict):
+            view = GraphSettingsView if data.get("type") == "microsoft_graph" else SmtpSettingsView
+            data = {**data, "settings": view.model_validate(data["settings"])}
+        return data
+
+    @property
+    def type_label(self) -> str:
+        return TYPE_LABELS[self.type]
+
+    @property
+    def key_setting(self) -> str:
+        """What identifies the server at a glance: server:port, or the mailbox."""
+        s = self.settings
+        if isinstance(s, SmtpSettingsView):
+            return f"{s.server}:{s.port}"
+        return s.account
+
+
+# ---------------------------------------------------------------- errors as fields
+
+
+_TYPE_MESSAGES: dict[str, str] = {
+    "int_parsing": "{label} must be a whole number.",
+    "int_type": "{label} must be a whole number.",
+    "int_from_float": "{label} must be a whole number.",
+    "bool_parsing": "{label} must be true or false.",
+    "bool_type": "{label} must be true or false.",
+    "string_type": "{label} must be text.",
+    "bytes_type": "{label} must be a file.",
+    "missing": "{label} is required.",
+    "dict_type": "{label} must be an object of fields.",
+    "model_type": "{label} must be an object of fields.",
+    "model_attributes_type": "{label} must be an object of fields.",
+    "string_too_long": "{label} is too long.",
+}
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Turn pydantic's errors into one plain message per field, named as in the API."""
+    out: list[FieldError] = []
+    seen: set[str] = set()
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in err["loc"] if isinstance(p, str)]
+        loc = [p for p in loc if p not in ("smtp", "microsoft_graph", "settings", "body")]
+        field = loc[-1] if loc else "type"
+        kind = err["type"]
+        label = FIELD_LABELS.get(field, field)
+        if kind == "value_error":
+            message = str(err["msg"]).removeprefix("Value error, ")
+        elif kind == "extra_forbidden":
+            message = f"Unknown field '{field}': remove it."
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            field = "type"
+            message = "Type must be 'smtp' or 'microsoft_graph'."
+        elif kind in _TYPE_MESSAGES:
+            message = _TYPE_MESSAGES[kind].format(label=label)
+        else:
+            message = f"{label}: {err['msg']}."
+        if field not in seen:
+            seen.add(field)
+            out.append(FieldError(field=field, message=message))
+    return out

@@ -1,0 +1,78 @@
+"""What sends mail through a server, and what was sent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+UsageKind = Literal["custom_action", "scheduler_job"]
+DeliveryStatus = Literal["sent", "accepted", "failed", "bounced"]
+
+T = TypeVar("T")
+
+
+class UsageCounts(BaseModel):
+    """How many custom actions and scheduler jobs send through a server."""
+
+    custom_actions: int = 0
+    scheduler_jobs: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.custom_actions + self.scheduler_jobs
+
+
+class Usage(BaseModel):
+    """One custom action or scheduler job that sends through a server."""
+
+    kind: UsageKind
+    id: str
+    name: str
+
+
+class CustomAction(BaseModel):
+    """A workspace's custom action and the server it sends through."""
+
+    id: str
+    name: str
+    email_server_id: str
+
+
+class SchedulerJob(BaseModel):
+    """A workspace's scheduler job and the server it sends through."""
+
+    id: str
+    name: str
+    email_server_id: str
+
+
+class Delivery(BaseModel):
+    """One message handed to an email server."""
+
+    id: str
+    workspace_id: str | None
+    email_server_id: str
+    email_server_name: str = Field(description="The server's name when the message was sent.")
+    kind: str = Field(description="notification kind: action, tag, reply, account, custom_action, "
+                      "scheduler_job or test")
+    recipients: list[str]
+    status: DeliveryStatus
+    error: str | None = None
+    created_at: datetime
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a long list; pass `next_cursor` back for the next one."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class SendTestResult(BaseModel):
+    """The outcome of sending a test message through a stored server."""
+
+    ok: bool
+    detail: str
+    delivery_id: str | None = None
