@@ -10,6 +10,7 @@
         ├── PermissionDenied          403  signed in, but without the right to do this
         │   └── ReadOnlyServer        403  an inherited server: manage it in the Organization
         ├── NotFound                  404  no such workspace/server, or not one the caller may know of
+        ├── MethodNotAllowed          405  the endpoint does not take that HTTP method
         ├── Conflict                  409
         │   ├── NameTaken             409  another server the workspace can see has this name
         │   └── ServerInUse           409  custom actions or scheduler jobs send through it (.usages)
@@ -44,6 +45,7 @@ __all__ = [
     "ElegereError",
     "InternalError",
     "InvalidSettings",
+    "MethodNotAllowed",
     "NameTaken",
     "NotFound",
     "PayloadTooLarge",
@@ -137,6 +139,12 @@ class NotFound(ServiceError):
     """No such workspace or server, or not one the caller may know of."""
 
     status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(ServiceError):
+    """The endpoint does not take that HTTP method."""
+
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
 
 
 class Conflict(ServiceError):
@@ -274,6 +282,7 @@ _BY_STATUS: dict[int, type[ServiceError]] = {
         AuthenticationRequired,
         PermissionDenied,
         NotFound,
+        MethodNotAllowed,
         Conflict,
         StaleVersion,
         PayloadTooLarge,

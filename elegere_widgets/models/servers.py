@@ -13,7 +13,7 @@ import binascii
 import ipaddress
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -67,7 +67,9 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
 
 
 # ---------------------------------------------------------------- field checks (shared)
@@ -93,9 +95,13 @@ def check_host(value: str) -> str:
             "Enter only the host name, without a scheme: smtp.example.com, not smtp://smtp.example.com."
         )
     if any(c.isspace() for c in value):
-        raise ValueError("The server must not contain spaces; enter a host name such as smtp.example.com.")
+        raise ValueError(
+            "The server must not contain spaces; enter a host name such as smtp.example.com."
+        )
     if "/" in value or "@" in value:
-        raise ValueError("Enter only the host name (smtp.example.com), without a path or an account.")
+        raise ValueError(
+            "Enter only the host name (smtp.example.com), without a path or an account."
+        )
     literal = value[1:-1] if value.startswith("[") and value.endswith("]") else value
     try:
         return str(ipaddress.ip_address(literal))
@@ -114,7 +120,9 @@ def check_host(value: str) -> str:
 
 def check_port(value: int) -> int:
     if not 1 <= value <= 65535:
-        raise ValueError("Port must be a number from 1 to 65535 (usually 587, or 465 with Use SSL).")
+        raise ValueError(
+            "Port must be a number from 1 to 65535 (usually 587, or 465 with Use SSL)."
+        )
     return value
 
 
@@ -169,7 +177,9 @@ Host = Annotated[str, AfterValidator(check_host)]
 Port = Annotated[int, AfterValidator(check_port)]
 Account = Annotated[
     str,
-    AfterValidator(lambda v: check_required_text(v, "the account (the login name the server expects)")),
+    AfterValidator(
+        lambda v: check_required_text(v, "the account (the login name the server expects)")
+    ),
 ]
 SenderAddress = Annotated[str, AfterValidator(lambda v: check_email(v, "sender address"))]
 Mailbox = Annotated[str, AfterValidator(lambda v: check_email(v, "account (mailbox)"))]
@@ -353,9 +363,7 @@ def settings_to_wire(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Plain JSON values for a settings mapping: secrets revealed, files in base64."""
     out: dict[str, Any] = {}
     for key, value in settings.items():
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, SecretBytes):
+        if isinstance(value, (SecretStr, SecretBytes)):
             value = value.get_secret_value()
         if isinstance(value, bytes | bytearray):
             value = base64.b64encode(bytes(value)).decode()
@@ -458,11 +466,16 @@ _TYPE_MESSAGES: dict[str, str] = {
 }
 
 
-def field_errors(exc: ValidationError) -> list[FieldError]:
+def field_errors(exc: ValidationError | Sequence[Mapping[str, Any]]) -> list[FieldError]:
     """Turn pydantic's errors into one plain message per field, named as in the API."""
     out: list[FieldError] = []
     seen: set[str] = set()
-    for err in exc.errors(include_url=False, include_input=False):
+    errors = (
+        exc.errors(include_url=False, include_input=False)
+        if isinstance(exc, ValidationError)
+        else exc
+    )
+    for err in errors:
         loc = [str(p) for p in err["loc"] if isinstance(p, str)]
         loc = [p for p in loc if p not in ("smtp", "microsoft_graph", "settings", "body")]
         field = loc[-1] if loc else "type"

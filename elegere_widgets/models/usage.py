@@ -55,8 +55,10 @@ class Delivery(BaseModel):
     workspace_id: str | None
     email_server_id: str
     email_server_name: str = Field(description="The server's name when the message was sent.")
-    kind: str = Field(description="notification kind: action, tag, reply, account, custom_action, "
-                      "scheduler_job or test")
+    kind: str = Field(
+        description="notification kind: action, tag, reply, account, custom_action, "
+        "scheduler_job or test"
+    )
     recipients: list[str]
     status: DeliveryStatus
     error: str | None = None

@@ -1,0 +1,144 @@
+"""`elegere`: serve, migrate, seed --demo, token create."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "database", None):
+        overrides["database_url"] = args.database
+    if getattr(args, "egress_allow", None):
+        overrides["egress_allow"] = args.egress_allow
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .context import ServiceContext
+    from .store.db import migrate
+
+    ctx = ServiceContext.build(_settings(args))
+    migrate(ctx.engine)
+    return ctx
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    _context(args)
+    print("The store is at the newest schema.", file=sys.stderr)
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from .seed import seed_demo
+
+    if not args.demo:
+        print("Nothing to seed: pass --demo for the demo data.", file=sys.stderr)
+        return 2
+    added = seed_demo(_context(args))
+    print(
+        "Demo data added." if added else "The store has data already; left it as it is.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from .seed import create_token
+
+    try:
+        print(create_token(_context(args), args.user))
+    except LookupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .seed import DEMO_PASSWORD, DEMO_USERS, create_token, seed_demo
+
+    settings = _settings(args)
+    app = create_app(settings)
+    url = f"http://{args.host}:{args.port}"
+    if args.demo:
+        ctx = app.state.ctx
+        seed_demo(ctx)
+        print(f"eLegere email servers service: {url}  (API docs: {url}/api/v1/docs)")
+        print(f"Demo users sign in with the password '{DEMO_PASSWORD}'. Demo API tokens:")
+        for email in DEMO_USERS:
+            print(f"  {email:24} {create_token(ctx, email)}")
+        sys.stdout.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="elegere", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--database",
+            metavar="URL",
+            help="SQLAlchemy URL (default: ELEGERE_DATABASE_URL or .elegere/elegere.db)",
+        )
+        return p
+
+    serve = with_db(sub.add_parser("serve", help="run the service"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument(
+        "--egress-allow",
+        metavar="CIDR",
+        nargs="+",
+        action="extend",
+        help="networks connection tests may reach although guarded (e.g. 127.0.0.0/8)",
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed the demo data when the store is empty and print demo tokens",
+    )
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    with_db(sub.add_parser("migrate", help="bring the store to the newest schema")).set_defaults(
+        func=cmd_migrate
+    )
+    seed = with_db(sub.add_parser("seed", help="add demo data to an empty store"))
+    seed.add_argument("--demo", action="store_true")
+    seed.set_defaults(func=cmd_seed)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    create = with_db(token.add_parser("create", help="print a new API token for a user"))
+    create.add_argument("--user", required=True, metavar="EMAIL")
+    create.set_defaults(func=cmd_token_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except Exception as exc:  # a clear line for a person, not a traceback
+        from pydantic import ValidationError
+
+        from .secrets import SecretKeyError
+
+        if isinstance(exc, SecretKeyError | ValidationError):
+            print(f"elegere: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""The service's settings: one object, passed in; nothing connects at import."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path(".elegere")
+
+
+class Settings(BaseSettings):
+    """Read from ``ELEGERE_*`` environment variables; the CLI's flags override them."""
+
+    model_config = SettingsConfigDict(env_prefix="ELEGERE_", extra="ignore")
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where the embedded store and key live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: a SQLite file in data_dir."
+    )
+    secret_key: str | None = Field(
+        None,
+        repr=False,
+        description="Fernet key(s), comma-separated, newest first; default: data_dir/secret.key.",
+    )
+    egress_allow: list[str] = Field(
+        default_factory=list, description="Networks connection tests may reach despite the guard."
+    )
+    smtp_ca_file: Path | None = Field(
+        None, description="Extra CA bundle for SMTP TLS; default: the system's (SSL_CERT_FILE)."
+    )
+    graph_authority_host: str = Field(
+        "https://login.microsoftonline.com", description="Microsoft identity platform host."
+    )
+    graph_base_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph API root.")
+    graph_ca_file: Path | None = Field(
+        None, description="Extra CA bundle for the identity provider and Graph."
+    )
+    test_budget_s: float = Field(15.0, gt=0, le=120)
+    send_budget_s: float = Field(30.0, gt=0, le=300)
+    receipt_ttl_s: int = Field(900, gt=0)
+    session_ttl_s: int = Field(8 * 3600, gt=0)
+    max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _split(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"--egress-allow {cidr!r} is not a network; use CIDR such as 127.0.0.0/8."
+                ) from None
+        return v
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'elegere.db').resolve()}"

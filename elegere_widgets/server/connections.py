@@ -1,0 +1,62 @@
+"""Runs a connection test or a test send for the right server type, within the budgets."""
+
+from __future__ import annotations
+
+from ..connectivity.smtp import SendOutcome, send_smtp, test_smtp
+from ..models import ConnectionTestResult, GraphSettings, SmtpSettings
+from .context import ServiceContext
+
+TEST_SUBJECT = "eLegere test message"
+TEST_BODY = (
+    "This is a test message sent from the Email Servers settings of an eLegere workspace "
+    "to check that the server '{name}' can send mail.\n"
+)
+
+
+def run_connection_test(
+    ctx: ServiceContext, settings: SmtpSettings | GraphSettings
+) -> ConnectionTestResult:
+    if isinstance(settings, SmtpSettings):
+        return test_smtp(
+            settings,
+            egress=ctx.egress,
+            budget_s=ctx.settings.test_budget_s,
+            ssl_context=ctx.ssl_context(),
+        )
+    from ..connectivity.graph import test_graph  # msal is heavy: load it only for Graph
+
+    return test_graph(
+        settings,
+        authority_host=ctx.settings.graph_authority_host,
+        graph_base_url=ctx.settings.graph_base_url,
+        budget_s=ctx.settings.test_budget_s,
+        ca_bundle=ctx.settings.graph_ca_file and str(ctx.settings.graph_ca_file),
+    )
+
+
+def send_test_message(
+    ctx: ServiceContext, settings: SmtpSettings | GraphSettings, *, name: str, to: str
+) -> SendOutcome:
+    body = TEST_BODY.format(name=name)
+    if isinstance(settings, SmtpSettings):
+        return send_smtp(
+            settings,
+            to=to,
+            subject=TEST_SUBJECT,
+            body=body,
+            egress=ctx.egress,
+            budget_s=ctx.settings.send_budget_s,
+            ssl_context=ctx.ssl_context(),
+        )
+    from ..connectivity.graph import send_graph
+
+    return send_graph(
+        settings,
+        to=to,
+        subject=TEST_SUBJECT,
+        body=body,
+        authority_host=ctx.settings.graph_authority_host,
+        graph_base_url=ctx.settings.graph_base_url,
+        budget_s=ctx.settings.send_budget_s,
+        ca_bundle=ctx.settings.graph_ca_file and str(ctx.settings.graph_ca_file),
+    )

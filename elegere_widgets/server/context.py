@@ -1,0 +1,45 @@
+"""What the service is built from: settings, store, keys and the egress guard."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..connectivity.egress import EgressPolicy
+from .config import Settings
+from .receipts import ReceiptSigner
+from .secrets import SecretBox, load_keys
+from .store.db import make_engine, make_sessionmaker
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    box: SecretBox = field(repr=False)
+    receipts: ReceiptSigner = field(repr=False)
+    egress: EgressPolicy
+
+    @classmethod
+    def build(cls, settings: Settings) -> ServiceContext:
+        engine = make_engine(settings.resolved_database_url())
+        keys = load_keys(settings.secret_key, settings.data_dir)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            box=SecretBox(keys),
+            receipts=ReceiptSigner(keys[0], settings.receipt_ttl_s),
+            egress=EgressPolicy.from_strings(settings.egress_allow),
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Verifying TLS context: the system trust store (SSL_CERT_FILE), plus smtp_ca_file."""
+        ctx = ssl.create_default_context()
+        if self.settings.smtp_ca_file:
+            ctx.load_verify_locations(cafile=str(self.settings.smtp_ca_file))
+        return ctx

@@ -1,0 +1,521 @@
+"""What the email-server endpoints do, for a workspace or an organization scope.
+
+Network work (connection tests, test sends) never runs inside a store transaction: the
+transaction that read the server ends first, and a new one records the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..errors import (
+    BadReplacement,
+    BadRequest,
+    InvalidSettings,
+    NameTaken,
+    NotFound,
+    ReadOnlyServer,
+    ServerInUse,
+    StaleVersion,
+    VersionRequired,
+)
+from ..models import (
+    SECRET_FIELDS,
+    SETTINGS_BY_TYPE,
+    ConnectionTestResult,
+    EmailServer,
+    EmailServerPatch,
+    FieldError,
+    GraphSettings,
+    SendTestResult,
+    SmtpSettings,
+    Usage,
+    UsageCounts,
+    field_errors,
+)
+from ..models.servers import GraphServerSpec, SmtpServerSpec
+from . import audit_log
+from .connections import run_connection_test, send_test_message
+from .context import ServiceContext
+from .deps import Caller, Scope
+from .receipts import settings_digest
+from .security import new_id
+from .store.tables import (
+    CustomActionRow,
+    DeliveryRow,
+    EmailServerRow,
+    SchedulerJobRow,
+)
+
+Spec = SmtpServerSpec | GraphServerSpec
+AnySettings = SmtpSettings | GraphSettings
+
+# Shown with the settings, derived from the certificate; not a setting one can write.
+DERIVED_FIELDS = ("certificate_info",)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _visible(scope: Scope) -> Any:
+    org_own = and_(
+        EmailServerRow.organization_id == scope.organization_id,
+        EmailServerRow.workspace_id.is_(None),
+    )
+    if scope.workspace_id is None:
+        return org_own
+    return or_(EmailServerRow.workspace_id == scope.workspace_id, org_own)
+
+
+def _usage_filter(scope: Scope, model: type[CustomActionRow] | type[SchedulerJobRow]) -> Any:
+    # From a workspace, only that workspace's usages are visible, also of inherited servers.
+    return model.workspace_id == scope.workspace_id if scope.workspace_id else True
+
+
+def _usage_counts(session: Session, scope: Scope, ids: Sequence[str]) -> dict[str, UsageCounts]:
+    counts = {i: UsageCounts() for i in ids}
+    if not ids:
+        return counts
+    for model, attr in ((CustomActionRow, "custom_actions"), (SchedulerJobRow, "scheduler_jobs")):
+        rows = session.execute(
+            select(model.email_server_id, func.count())
+            .where(model.email_server_id.in_(ids), _usage_filter(scope, model))
+            .group_by(model.email_server_id)
+        )
+        for server_id, n in rows:
+            setattr(counts[server_id], attr, n)
+    return counts
+
+
+def to_model(row: EmailServerRow, scope: Scope, usage: UsageCounts) -> EmailServer:
+    return EmailServer.model_validate(
+        {
+            "id": row.id,
+            "workspace_id": row.workspace_id,
+            "organization_id": row.organization_id,
+            "scope": "workspace" if row.workspace_id else "organization",
+            "inherited": scope.workspace_id is not None and row.workspace_id is None,
+            "type": row.type,
+            "name": row.name,
+            "version": row.version,
+            "settings": row.settings,
+            "secrets_set": row.secrets_set,
+            "usage": usage,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "last_test": row.last_test,
+        }
+    )
+
+
+def list_servers(session: Session, scope: Scope) -> list[EmailServer]:
+    rows = list(
+        session.scalars(
+            select(EmailServerRow)
+            .where(_visible(scope))
+            .order_by(EmailServerRow.workspace_id.is_not(None), EmailServerRow.name_key)
+        )
+    )
+    counts = _usage_counts(session, scope, [r.id for r in rows])
+    return [to_model(r, scope, counts[r.id]) for r in rows]
+
+
+def one_server(session: Session, scope: Scope, row: EmailServerRow) -> EmailServer:
+    return to_model(row, scope, _usage_counts(session, scope, [row.id])[row.id])
+
+
+def load_visible(
+    session: Session, scope: Scope, server_id: str, *, for_update: bool = False
+) -> EmailServerRow:
+    query = select(EmailServerRow).where(EmailServerRow.id == server_id, _visible(scope))
+    if for_update:
+        query = query.with_for_update()
+    row = session.scalar(query)
+    if row is None:
+        raise NotFound(f"There is no email server '{server_id}' in {scope.label}.")
+    return row
+
+
+def load_own(
+    session: Session, scope: Scope, server_id: str, *, for_update: bool = False
+) -> EmailServerRow:
+    row = load_visible(session, scope, server_id, for_update=for_update)
+    if scope.workspace_id is not None and row.workspace_id is None:
+        raise ReadOnlyServer(
+            f"'{row.name}' is inherited from the Organization and is read-only here; only the "
+            "Organization's Admin or IT Delegates can change or delete it."
+        )
+    return row
+
+
+def list_usages(session: Session, scope: Scope, server_id: str) -> list[Usage]:
+    load_visible(session, scope, server_id)
+    return _usages(session, scope, server_id)
+
+
+def _usages(session: Session, scope: Scope, server_id: str) -> list[Usage]:
+    out: list[Usage] = []
+    for model, kind in ((CustomActionRow, "custom_action"), (SchedulerJobRow, "scheduler_job")):
+        rows = session.execute(
+            select(model.id, model.name)
+            .where(model.email_server_id == server_id, _usage_filter(scope, model))
+            .order_by(model.name)
+        )
+        out.extend(Usage(kind=kind, id=i, name=n) for i, n in rows)  # type: ignore[arg-type]
+    return out
+
+
+# ------------------------------------------------------------------ settings and secrets
+
+
+def _stored_settings(ctx: ServiceContext, row: EmailServerRow) -> dict[str, Any]:
+    public = {k: v for k, v in row.settings.items() if k not in DERIVED_FIELDS}
+    return {**public, **ctx.box.open(row.secrets_sealed)}
+
+
+def _validate(server_type: str, values: dict[str, Any]) -> AnySettings:
+    try:
+        return SETTINGS_BY_TYPE[server_type].model_validate(values)
+    except ValidationError as exc:
+        raise InvalidSettings(field_errors=field_errors(exc)) from None
+
+
+def _wire(settings: AnySettings) -> dict[str, Any]:
+    return {**settings.public(), **settings.secrets()}
+
+
+def _require_certificate(settings: AnySettings) -> None:
+    if isinstance(settings, GraphSettings) and settings.certificate is None:
+        raise InvalidSettings(
+            field_errors=[
+                FieldError(
+                    field="certificate",
+                    message="Upload the certificate: the .pfx (or .pem) with its private key.",
+                )
+            ]
+        )
+
+
+def _public_with_derived(settings: AnySettings) -> dict[str, Any]:
+    public = settings.public()
+    if isinstance(settings, GraphSettings) and settings.certificate is not None:
+        public["certificate_info"] = _certificate_info(settings)
+    return public
+
+
+def _certificate_info(settings: GraphSettings) -> dict[str, Any] | None:
+    try:
+        from ..connectivity.certificates import certificate_info, load_credential
+    except ImportError:  # Graph support not installed
+        return None
+    assert settings.certificate is not None
+    password = settings.certificate_password
+    loaded = load_credential(
+        settings.certificate.get_secret_value(),
+        password=password.get_secret_value() if password else None,
+        alias=settings.certificate_alias,
+    )
+    info = certificate_info(loaded.certificate, has_private_key=loaded.private_key is not None)
+    return info.model_dump(mode="json")
+
+
+def _check_name_free(
+    session: Session, scope: Scope, name: str, *, exclude_id: str | None = None
+) -> None:
+    key = name.casefold()
+    clash = [EmailServerRow.organization_id == scope.organization_id]
+    if scope.workspace_id is not None:
+        clash.append(_visible(scope))
+    # An organization's server is seen by all its workspaces: it must not clash with any.
+    query = select(EmailServerRow).where(*clash, EmailServerRow.name_key == key)
+    if exclude_id:
+        query = query.where(EmailServerRow.id != exclude_id)
+    other = session.scalar(query.limit(1))
+    if other is None:
+        return
+    if other.workspace_id is None:
+        where = "inherited from the Organization" if scope.workspace_id else "in the Organization"
+    else:
+        where = f"in {scope.label}" if scope.workspace_id else "in one of its workspaces"
+    raise NameTaken(f"A server named '{other.name}' already exists ({where}); choose another name.")
+
+
+# ------------------------------------------------------------------ test and add
+
+
+def test_settings(
+    ctx: ServiceContext, session: Session, scope: Scope, caller: Caller, spec: Spec
+) -> ConnectionTestResult:
+    values = _wire(spec.settings)
+    row_id: str | None = None
+    if spec.server_id:
+        row = load_visible(session, scope, spec.server_id)
+        if row.type != spec.type:
+            raise InvalidSettings(
+                field_errors=[
+                    FieldError(field="type", message=f"'{row.name}' is a {row.type} server.")
+                ]
+            )
+        stored_secrets = ctx.box.open(row.secrets_sealed)
+        values = {**stored_secrets, **values}
+        row_id = row.id
+    settings = _validate(spec.type, values)
+    _require_certificate(settings)
+    session.rollback()  # end the read transaction before any network I/O
+
+    result = run_connection_test(ctx, settings)
+    if result.ok:
+        result.test_token = ctx.receipts.issue(
+            digest=settings_digest(scope.own_key, spec.type, _wire(settings)),
+            user_id=caller.id,
+            elapsed_ms=result.elapsed_ms,
+        )
+    failed = result.failed_stage
+    summary = (
+        "passed" if result.ok else f"failed at {failed.name}: {failed.detail}" if failed else ""
+    )
+    if row_id is not None:
+        session.execute(
+            update(EmailServerRow)
+            .where(EmailServerRow.id == row_id)
+            .values(last_test=_last_test(result.ok, result.elapsed_ms, summary))
+            .execution_options(synchronize_session=False)
+        )
+    audit_log.record(
+        session,
+        caller,
+        scope,
+        "test",
+        server_id=row_id,
+        result="ok" if result.ok else "failed",
+        detail=f"{spec.type} test {summary}",
+    )
+    session.commit()
+    return result
+
+
+def _last_test(
+    ok: bool, elapsed_ms: int, detail: str, at: datetime | None = None
+) -> dict[str, Any]:
+    return {"ok": ok, "at": (at or _now()).isoformat(), "elapsed_ms": elapsed_ms, "detail": detail}
+
+
+def create_server(
+    ctx: ServiceContext, session: Session, scope: Scope, caller: Caller, spec: Spec
+) -> EmailServer:
+    settings = spec.settings
+    _require_certificate(settings)
+    _check_name_free(session, scope, spec.name)
+    receipt = ctx.receipts.verify(
+        spec.test_token,
+        digest=settings_digest(scope.own_key, spec.type, _wire(settings)),
+        user_id=caller.id,
+    )
+    secrets = settings.secrets()
+    now = _now()
+    row = EmailServerRow(
+        id=new_id("srv"),
+        organization_id=scope.organization_id,
+        workspace_id=scope.workspace_id,
+        scope_key=scope.own_key,
+        type=spec.type,
+        name=spec.name,
+        name_key=spec.name.casefold(),
+        settings=_public_with_derived(settings),
+        secrets_sealed=ctx.box.seal(secrets) if secrets else None,
+        secrets_set={f: f in secrets for f in SECRET_FIELDS[spec.type]},
+        created_at=now,
+        updated_at=now,
+        last_test=_last_test(
+            True,
+            int(receipt.get("ms", 0)),
+            "passed",
+            datetime.fromtimestamp(receipt.get("at", now.timestamp()), UTC),
+        ),
+    )
+    session.add(row)
+    audit_log.record(
+        session,
+        caller,
+        scope,
+        "create",
+        server_id=row.id,
+        changed_fields=["name", "type", *settings.public(), *secrets],
+    )
+    _commit_or_name_taken(session, spec.name)
+    return one_server(session, scope, row)
+
+
+def _commit_or_name_taken(session: Session, name: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise NameTaken(f"A server named '{name}' already exists; choose another name.") from None
+
+
+# ------------------------------------------------------------------ update
+
+
+def parse_if_match(value: str | None) -> int:
+    if value is None or not value.strip():
+        raise VersionRequired(
+            "Send the version you are changing in an If-Match header (the ETag of the server, "
+            'e.g. If-Match: "3"), so that nobody else\'s change is overwritten.'
+        )
+    raw = value.strip().removeprefix("W/").strip('"')
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(
+            f'If-Match must be the server\'s version number, like "3"; got {value!r}.'
+        ) from None
+
+
+def update_server(
+    ctx: ServiceContext,
+    session: Session,
+    scope: Scope,
+    caller: Caller,
+    server_id: str,
+    patch: EmailServerPatch,
+    if_match: str | None,
+) -> EmailServer:
+    version = parse_if_match(if_match)
+    row = load_own(session, scope, server_id, for_update=True)
+    if row.version != version:
+        raise StaleVersion(
+            f"'{row.name}' was changed by someone else since you loaded it (you have version "
+            f"{version}, it is now {row.version}); reload it and make your change again."
+        )
+    stored = _stored_settings(ctx, row)
+    merged = {**stored, **{k: v for k, v in patch.settings.items() if v is not None}}
+    settings = _validate(row.type, merged)
+    changed = sorted(
+        k for k, v in _wire(settings).items() if k in patch.settings and stored.get(k) != v
+    )
+    if patch.name is not None and patch.name != row.name:
+        _check_name_free(session, scope, patch.name, exclude_id=row.id)
+        changed.append("name")
+        row.name, row.name_key = patch.name, patch.name.casefold()
+    if changed:
+        secrets = settings.secrets()
+        row.settings = _public_with_derived(settings)
+        row.secrets_sealed = ctx.box.seal(secrets) if secrets else None
+        row.secrets_set = {f: f in secrets for f in SECRET_FIELDS[row.type]}
+        row.updated_at = _now()
+        audit_log.record(session, caller, scope, "update", server_id=row.id, changed_fields=changed)
+    try:
+        _commit_or_name_taken(session, row.name)
+    except StaleDataError:
+        session.rollback()
+        raise StaleVersion(
+            f"'{row.name}' was changed by someone else at the same time; reload it and make your "
+            "change again."
+        ) from None
+    return one_server(session, scope, row)
+
+
+# ------------------------------------------------------------------ delete
+
+
+def delete_server(
+    session: Session, scope: Scope, caller: Caller, server_id: str, replacement_id: str | None
+) -> None:
+    row = load_own(session, scope, server_id, for_update=True)
+    # Every usage, in every workspace: an organization's server may be used across them.
+    usages = _usages(session, Scope(row.organization_id, None, scope.label), row.id)
+    detail = ""
+    if replacement_id:
+        replacement = _replacement(session, scope, row, replacement_id)
+        for model in (CustomActionRow, SchedulerJobRow):
+            session.execute(
+                update(model)
+                .where(model.email_server_id == row.id)
+                .values(email_server_id=replacement.id)
+                .execution_options(synchronize_session=False)
+            )
+        detail = f"{len(usages)} usage(s) moved to '{replacement.name}'"
+    elif usages:
+        names = ", ".join(u.name for u in usages[:5])
+        more = f" and {len(usages) - 5} more" if len(usages) > 5 else ""
+        raise ServerInUse(
+            f"'{row.name}' is used by {names}{more}; choose a replacement server to take over "
+            "before deleting it.",
+            usages=usages,
+        )
+    session.delete(row)
+    audit_log.record(session, caller, scope, "delete", server_id=row.id, detail=detail)
+    session.commit()
+
+
+def _replacement(
+    session: Session, scope: Scope, row: EmailServerRow, replacement_id: str
+) -> EmailServerRow:
+    def bad(message: str) -> BadReplacement:
+        return BadReplacement(field_errors=[FieldError(field="replacement_id", message=message)])
+
+    if replacement_id == row.id:
+        raise bad("Choose a replacement other than the server being deleted.")
+    # An organization's server may be used by any workspace: only another organization
+    # server is visible to all of them.
+    replacement_scope = scope if row.workspace_id else Scope(row.organization_id, None, scope.label)
+    try:
+        return load_visible(session, replacement_scope, replacement_id, for_update=True)
+    except NotFound:
+        raise bad(
+            f"'{replacement_id}' is not a server {scope.label} can use; choose one of its own "
+            "servers or one inherited from the Organization."
+            if row.workspace_id
+            else f"'{replacement_id}' is not one of the Organization's servers; choose one of them."
+        ) from None
+
+
+# ------------------------------------------------------------------ send a test message
+
+
+def send_test(
+    ctx: ServiceContext, session: Session, scope: Scope, caller: Caller, server_id: str, to: str
+) -> SendTestResult:
+    row = load_own(session, scope, server_id)
+    settings = _validate(row.type, _stored_settings(ctx, row))
+    name, org_id = row.name, row.organization_id
+    session.rollback()  # no transaction is held while the message is sent
+
+    outcome = send_test_message(ctx, settings, name=name, to=to)
+    status = ("accepted" if row.type == "microsoft_graph" else "sent") if outcome.ok else "failed"
+    delivery = DeliveryRow(
+        id=new_id("dlv"),
+        workspace_id=scope.workspace_id,
+        email_server_id=server_id,
+        email_server_name=name,
+        kind="test",
+        recipients=[to],
+        status=status,
+        error=None if outcome.ok else outcome.detail,
+        created_at=_now(),
+    )
+    session.add(delivery)
+    audit_log.record(
+        session,
+        caller,
+        Scope(org_id, scope.workspace_id, scope.label),
+        "send_test",
+        server_id=server_id,
+        result="ok" if outcome.ok else "failed",
+        detail=outcome.detail,
+    )
+    session.commit()
+    return SendTestResult(ok=outcome.ok, detail=outcome.detail, delivery_id=delivery.id)

@@ -1,0 +1,101 @@
+"""What sends mail in a workspace (read-only) and what was sent."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import and_, or_, select
+
+from ... import models
+from ...errors import InvalidSettings
+from ...models import FieldError
+from ..deps import SessionDep, WorkspaceScope
+from ..store.tables import CustomActionRow, DeliveryRow, SchedulerJobRow
+
+router = APIRouter(prefix="/workspaces/{ws}", tags=["workspace"])
+
+MAX_PAGE = 5000
+
+
+@router.get("/custom-actions", response_model=list[models.CustomAction])
+def custom_actions(scope: WorkspaceScope, session: SessionDep) -> list[models.CustomAction]:
+    rows = session.scalars(
+        select(CustomActionRow)
+        .where(CustomActionRow.workspace_id == scope.workspace_id)
+        .order_by(CustomActionRow.name)
+    )
+    return [models.CustomAction.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.get("/scheduler-jobs", response_model=list[models.SchedulerJob])
+def scheduler_jobs(scope: WorkspaceScope, session: SessionDep) -> list[models.SchedulerJob]:
+    rows = session.scalars(
+        select(SchedulerJobRow)
+        .where(SchedulerJobRow.workspace_id == scope.workspace_id)
+        .order_by(SchedulerJobRow.name)
+    )
+    return [models.SchedulerJob.model_validate(r, from_attributes=True) for r in rows]
+
+
+def _encode_cursor(row: DeliveryRow) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), ident
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidSettings(
+            field_errors=[
+                FieldError(field="cursor", message="Pass back the next_cursor of the last page.")
+            ]
+        ) from None
+
+
+@router.get("/deliveries", response_model=models.Page[models.Delivery])
+def deliveries(
+    scope: WorkspaceScope,
+    session: SessionDep,
+    server_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
+) -> models.Page[models.Delivery]:
+    """Deliveries through the workspace's servers, oldest first, paginated by cursor."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidSettings(
+                field_errors=[
+                    FieldError(field=name, message="Give a time zone, e.g. 2026-11-01T00:00:00Z.")
+                ]
+            )
+    query = select(DeliveryRow).where(DeliveryRow.workspace_id == scope.workspace_id)
+    if server_id:
+        query = query.where(DeliveryRow.email_server_id == server_id)
+    if since:
+        query = query.where(DeliveryRow.created_at >= since)
+    if until:
+        query = query.where(DeliveryRow.created_at < until)
+    if cursor:
+        at, ident = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                DeliveryRow.created_at > at,
+                and_(DeliveryRow.created_at == at, DeliveryRow.id > ident),
+            )
+        )
+    rows = list(
+        session.scalars(query.order_by(DeliveryRow.created_at, DeliveryRow.id).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return models.Page[models.Delivery](
+        items=[models.Delivery.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=_encode_cursor(rows[-1]) if more else None,
+    )

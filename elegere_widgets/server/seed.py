@@ -1,0 +1,192 @@
+"""The demo data: organization Acme, workspaces Sales and Support, and a month of deliveries."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import SmtpSettings
+from .context import ServiceContext
+from .security import hash_password, hash_token, new_id, new_token
+from .store.tables import (
+    ApiToken,
+    CustomActionRow,
+    DeliveryRow,
+    EmailServerRow,
+    Organization,
+    RoleGrant,
+    SchedulerJobRow,
+    User,
+    WorkspaceRow,
+)
+
+DEMO_PASSWORD = "demo"
+ORG_ID, SALES_ID, SUPPORT_ID = "org_acme", "ws_sales", "ws_support"
+DEMO_USERS = {
+    "delegate@acme.example": ("Dana Delegate", [("admin_delegate", None)]),
+    "admin@acme.example": ("Alex Admin", [("workspace_admin", SALES_ID)]),
+    "analyst@acme.example": ("Ana Analyst", []),
+}
+DELIVERY_KINDS = ("action", "tag", "reply", "account", "custom_action", "scheduler_job")
+
+
+def is_seeded(session: Session) -> bool:
+    return session.scalar(select(Organization.id).limit(1)) is not None
+
+
+def seed_demo(ctx: ServiceContext, *, deliveries: int = 300, now: datetime | None = None) -> bool:
+    """Add the demo data to an empty store; False (and nothing changed) when it is not empty."""
+    now = now or datetime.now(UTC)
+    with ctx.sessions() as session:
+        if is_seeded(session):
+            return False
+        session.add(Organization(id=ORG_ID, name="Acme"))
+        session.add_all(
+            [
+                WorkspaceRow(id=SALES_ID, organization_id=ORG_ID, name="Sales"),
+                WorkspaceRow(id=SUPPORT_ID, organization_id=ORG_ID, name="Support"),
+            ]
+        )
+        session.flush()
+        for email, (name, roles) in DEMO_USERS.items():
+            user = User(
+                id=new_id("usr"),
+                organization_id=ORG_ID,
+                email=email,
+                name=name,
+                password_hash=hash_password(DEMO_PASSWORD),
+            )
+            session.add(user)
+            session.flush()
+            for role, ws in roles:
+                session.add(
+                    RoleGrant(
+                        user_id=user.id,
+                        role=role,
+                        organization_id=ORG_ID,
+                        workspace_id=ws,
+                        scope_key=ws or "org",
+                    )
+                )
+        relay = _server(
+            ctx,
+            "srv_acme_relay",
+            "Acme Relay",
+            None,
+            SmtpSettings(
+                server="smtp.acme.example",
+                port=587,
+                use_ssl=True,
+                account="relay",
+                sender_address="notifications@acme.example",
+                password="relay-demo-password",
+            ),
+            now - timedelta(days=2),
+        )
+        mailer = _server(
+            ctx,
+            "srv_sales_mailer",
+            "Sales Mailer",
+            SALES_ID,
+            SmtpSettings(
+                server="mail.acme.example",
+                port=465,
+                use_ssl=True,
+                account="sales",
+                sender_address="sales@acme.example",
+                password="sales-demo-password",
+            ),
+            now - timedelta(days=40),
+        )
+        session.add_all([relay, mailer])
+        session.flush()
+        session.add_all(
+            [
+                CustomActionRow(
+                    id="ca_send_quote",
+                    workspace_id=SALES_ID,
+                    name="Send quote",
+                    email_server_id=mailer.id,
+                ),
+                SchedulerJobRow(
+                    id="job_weekly_digest",
+                    workspace_id=SALES_ID,
+                    name="Weekly digest",
+                    email_server_id=mailer.id,
+                ),
+                CustomActionRow(
+                    id="ca_ticket_reply",
+                    workspace_id=SUPPORT_ID,
+                    name="Reply to ticket",
+                    email_server_id=relay.id,
+                ),
+            ]
+        )
+        session.add_all(
+            _deliveries(
+                deliveries, now, [(SALES_ID, mailer), (SALES_ID, relay), (SUPPORT_ID, relay)]
+            )
+        )
+        session.commit()
+    return True
+
+
+def _server(
+    ctx: ServiceContext, ident: str, name: str, ws: str | None, s: SmtpSettings, tested: datetime
+) -> EmailServerRow:
+    return EmailServerRow(
+        id=ident,
+        organization_id=ORG_ID,
+        workspace_id=ws,
+        scope_key=ws or f"org:{ORG_ID}",
+        type="smtp",
+        name=name,
+        name_key=name.casefold(),
+        settings=s.public(),
+        secrets_sealed=ctx.box.seal(s.secrets()),
+        secrets_set={"password": True},
+        created_at=tested - timedelta(days=30),
+        updated_at=tested,
+        last_test={"ok": True, "at": tested.isoformat(), "elapsed_ms": 640, "detail": "passed"},
+    )
+
+
+def _deliveries(
+    n: int, now: datetime, routes: list[tuple[str, EmailServerRow]]
+) -> list[DeliveryRow]:
+    rng = random.Random(42)  # the same demo every time
+    out = []
+    for i in range(n):
+        ws, server = routes[i % len(routes)]
+        failed = rng.random() < 0.06
+        out.append(
+            DeliveryRow(
+                id=f"dlv_demo_{i:05d}",
+                workspace_id=ws,
+                email_server_id=server.id,
+                email_server_name=server.name,
+                kind=rng.choice(DELIVERY_KINDS),
+                recipients=[f"customer{rng.randint(1, 80)}@example.com"],
+                status="failed" if failed else "sent",
+                error="450 4.2.1 Mailbox temporarily unavailable" if failed else None,
+                created_at=now - timedelta(seconds=rng.randint(60, 30 * 24 * 3600)),
+            )
+        )
+    return out
+
+
+def create_token(ctx: ServiceContext, email: str) -> str:
+    """A new API token for a user: printed once, stored hashed."""
+    with ctx.sessions() as session:
+        user = session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise LookupError(f"There is no user with the email {email!r}.")
+        raw = new_token()
+        session.add(
+            ApiToken(id=new_id("tok"), user_id=user.id, token_hash=hash_token(raw), kind="api")
+        )
+        session.commit()
+    return raw

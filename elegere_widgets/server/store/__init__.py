@@ -1,0 +1,1 @@
+"""The store: tables, engine and migrations. The same code runs on SQLite and PostgreSQL."""

@@ -1,0 +1,182 @@
+"""The tables. Times are stored in UTC and always come back time-zone aware."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """SQLite forgets the time zone; give every time back as UTC-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+ROLES = (
+    "admin_delegate",
+    "users_workspaces_delegate",
+    "it_delegate",
+    "licenses_billings_delegate",
+    "workspace_admin",
+)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class WorkspaceRow(Base):
+    __tablename__ = "workspaces"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class RoleGrant(Base):
+    """A Delegate role (organization-wide) or Workspace Admin (one workspace)."""
+
+    __tablename__ = "role_grants"
+    __table_args__ = (UniqueConstraint("user_id", "role", "scope_key", name="uq_role_grant"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(40))
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    workspace_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True
+    )
+    # workspace id, or "org" for organization-wide roles: NULLs are never equal in a unique key.
+    scope_key: Mapped[str] = mapped_column(String(40))
+    granted_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token, stored as its SHA-256: API tokens never expire, sign-ins do."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "api" | "session"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EmailServerRow(Base):
+    __tablename__ = "email_servers"
+    __table_args__ = (UniqueConstraint("scope_key", "name_key", name="uq_server_name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    workspace_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workspaces.id"), nullable=True, index=True
+    )
+    # workspace id, or "org:<id>" for an organization's own server.
+    scope_key: Mapped[str] = mapped_column(String(48))
+    type: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    secrets_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    secrets_set: Mapped[dict[str, bool]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_test: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    # UPDATE ... WHERE version = <the one read>: a concurrent save makes the flush fail.
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class CustomActionRow(Base):
+    __tablename__ = "custom_actions"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email_server_id: Mapped[str] = mapped_column(ForeignKey("email_servers.id"), index=True)
+
+
+class SchedulerJobRow(Base):
+    __tablename__ = "scheduler_jobs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email_server_id: Mapped[str] = mapped_column(ForeignKey("email_servers.id"), index=True)
+
+
+class DeliveryRow(Base):
+    """History outlives the server: no foreign key, and the server's name is kept."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_ws_time", "workspace_id", "created_at", "id"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    email_server_id: Mapped[str] = mapped_column(String(40), index=True)
+    email_server_name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(30))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who did what to which server, and how it went. Field names only, never values."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_scope_time", "organization_id", "occurred_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_user_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    actor_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    organization_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    workspace_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    email_server_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    action: Mapped[str] = mapped_column(String(40))
+    changed_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    result: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,301 @@
+"""Update, delete, usages, name rules and bad input, through the client over real HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from elegere_widgets.client import Client
+from elegere_widgets.errors import (
+    BadReplacement,
+    InvalidSettings,
+    NameTaken,
+    PayloadTooLarge,
+    ReadOnlyServer,
+    ServerInUse,
+    StaleVersion,
+    VersionRequired,
+    from_problem,
+)
+from elegere_widgets.models import EmailServerPatch, Problem, SmtpSettings
+from elegere_widgets.server.seed import _server
+from elegere_widgets.server.store.tables import AuditEvent, EmailServerRow
+from tests.fixtures.service import RunningService
+
+SALES, SUPPORT = "ws_sales", "ws_support"
+MAILER, RELAY = "srv_sales_mailer", "srv_acme_relay"
+
+
+def _rows(service: RunningService) -> list[tuple[str, int, dict]]:
+    with service.ctx.sessions() as s:
+        return [
+            (r.name, r.version, r.settings)
+            for r in s.scalars(select(EmailServerRow).order_by(EmailServerRow.id))
+        ]
+
+
+def test_update_changes_settings_keeps_secrets_and_bumps_version(
+    admin: Client, service: RunningService
+) -> None:
+    before = admin.email_servers.get(SALES, MAILER)
+    sealed_before = _sealed(service, MAILER)
+    updated = admin.email_servers.update(
+        SALES,
+        MAILER,
+        EmailServerPatch(name="Sales Outbox", settings={"port": 587, "use_ssl": True}),
+        version=before.version,
+    )
+    assert updated.name == "Sales Outbox"
+    assert (updated.settings.port, updated.settings.use_ssl) == (587, True)
+    assert updated.version == before.version + 1
+    assert updated.secrets_set == {"password": True}
+    # Omitted secrets stay: the stored password opens to the same value.
+    assert service.ctx.box.open(_sealed(service, MAILER)) == service.ctx.box.open(sealed_before)
+    assert admin.email_servers.get(SALES, MAILER).name == "Sales Outbox"
+    with service.ctx.sessions() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "update")).one()
+        assert event.changed_fields == ["name", "port"]
+        assert event.actor_email == "admin@acme.example"
+
+
+def _sealed(service: RunningService, server_id: str) -> str:
+    with service.ctx.sessions() as s:
+        return s.get(EmailServerRow, server_id).secrets_sealed  # type: ignore[union-attr]
+
+
+def test_stale_version_is_412_and_changes_nothing(admin: Client, service: RunningService) -> None:
+    server = admin.email_servers.get(SALES, MAILER)
+    admin.email_servers.update(
+        SALES, MAILER, EmailServerPatch(settings={"port": 2525}), version=server.version
+    )
+    before = _rows(service)
+    with pytest.raises(StaleVersion) as info:
+        admin.email_servers.update(
+            SALES, MAILER, EmailServerPatch(settings={"port": 25}), version=server.version
+        )
+    assert "reload" in str(info.value)
+    assert _rows(service) == before
+
+
+def test_update_without_if_match_is_428(admin: Client, service: RunningService) -> None:
+    r = httpx.patch(
+        f"{service.url}/api/v1/workspaces/{SALES}/email-servers/{MAILER}",
+        json={"settings": {"port": 25}},
+        headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
+    )
+    assert r.status_code == 428
+    assert r.json()["type"].endswith("/version-required")
+    assert isinstance(from_problem(428, Problem(**r.json())), VersionRequired)
+
+
+def test_get_sends_etag_and_update_answers_new_one(admin: Client, service: RunningService) -> None:
+    headers = {"Authorization": f"Bearer {service.tokens['admin@acme.example']}"}
+    url = f"{service.url}/api/v1/workspaces/{SALES}/email-servers/{MAILER}"
+    r = httpx.get(url, headers=headers)
+    assert r.headers["etag"] == '"1"'
+    r = httpx.patch(url, json={"settings": {"port": 25}}, headers={**headers, "If-Match": "1"})
+    assert r.status_code == 200 and r.headers["etag"] == '"2"'
+    assert "password" not in r.json()["settings"]
+
+
+def test_inherited_server_is_read_only_from_a_workspace(
+    admin: Client, service: RunningService
+) -> None:
+    before = _rows(service)
+    relay = admin.email_servers.get(SALES, RELAY)
+    assert relay.inherited
+    with pytest.raises(ReadOnlyServer) as info:
+        admin.email_servers.update(
+            SALES, RELAY, EmailServerPatch(name="Mine now"), version=relay.version
+        )
+    assert "inherited" in str(info.value) and "Delegates" in str(info.value)
+    with pytest.raises(ReadOnlyServer):
+        admin.email_servers.delete(SALES, RELAY, replacement_id=MAILER)
+    assert _rows(service) == before
+
+
+def test_names_are_unique_case_insensitively_across_own_and_inherited(
+    admin: Client, service: RunningService
+) -> None:
+    server = admin.email_servers.get(SALES, MAILER)
+    with pytest.raises(NameTaken) as info:
+        admin.email_servers.update(
+            SALES, MAILER, EmailServerPatch(name="ACME relay"), version=server.version
+        )
+    assert "inherited from the Organization" in str(info.value)
+    assert _rows(service)[1][0] == "Sales Mailer"
+
+
+@pytest.mark.parametrize(
+    ("settings", "field", "words"),
+    [
+        ({"port": 0}, "port", "1 to 65535"),
+        ({"port": 70000}, "port", "1 to 65535"),
+        ({"port": "abc"}, "port", "whole number"),
+        ({"sender_address": "no-at-sign"}, "sender_address", "valid email address"),
+        ({"server": "smtp://mail.example.com"}, "server", "without a scheme"),
+        ({"server": "mail example.com"}, "server", "spaces"),
+        ({"use_ssl": "perhaps"}, "use_ssl", "true or false"),
+        ({"colour": "blue"}, "colour", "Unknown field"),
+    ],
+)
+def test_bad_update_is_422_naming_the_field_and_store_unchanged(
+    admin: Client, service: RunningService, settings: dict, field: str, words: str
+) -> None:
+    before = _rows(service)
+    with pytest.raises(InvalidSettings) as info:
+        admin.email_servers.update(SALES, MAILER, EmailServerPatch(settings=settings), version=1)
+    assert words in (info.value.for_field(field) or "")
+    assert _rows(service) == before
+
+
+def test_empty_name_is_422(service: RunningService) -> None:
+    r = httpx.patch(
+        f"{service.url}/api/v1/workspaces/{SALES}/email-servers/{MAILER}",
+        json={"name": "  "},
+        headers={
+            "Authorization": f"Bearer {service.tokens['admin@acme.example']}",
+            "If-Match": '"1"',
+        },
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {"field": "name", "message": "Enter a name, for example 'Sales relay'."}
+    ]
+
+
+def test_huge_body_is_refused_before_it_is_read(service: RunningService) -> None:
+    before = _rows(service)
+    r = httpx.post(
+        f"{service.url}/api/v1/workspaces/{SALES}/email-servers",
+        content=b'{"name": "' + b"x" * (10 * 1024 * 1024) + b'"}',
+        headers={
+            "Authorization": f"Bearer {service.tokens['admin@acme.example']}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert r.status_code == 413
+    assert "limit" in r.json()["detail"]
+    assert _rows(service) == before
+    _ = PayloadTooLarge  # the client maps 413 to this class
+
+
+def test_malformed_json_is_400_problem(service: RunningService) -> None:
+    r = httpx.post(
+        f"{service.url}/api/v1/workspaces/{SALES}/email-servers/test",
+        content=b"{not json",
+        headers={
+            "Authorization": f"Bearer {service.tokens['admin@acme.example']}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert r.status_code == 400
+    assert "JSON" in r.json()["detail"]
+
+
+def test_delete_in_use_without_replacement_is_409_listing_usages(
+    admin: Client, service: RunningService
+) -> None:
+    before = _rows(service)
+    with pytest.raises(ServerInUse) as info:
+        admin.email_servers.delete(SALES, MAILER)
+    assert sorted((u.kind, u.name) for u in info.value.usages) == [
+        ("custom_action", "Send quote"),
+        ("scheduler_job", "Weekly digest"),
+    ]
+    assert "replacement" in str(info.value)
+    assert _rows(service) == before
+
+
+@pytest.mark.parametrize(
+    ("replacement", "words"),
+    [(MAILER, "other than"), ("srv_nope", "not a server"), ("srv_other_ws", "not a server")],
+    ids=["itself", "unknown", "another-workspace"],
+)
+def test_bad_replacement_is_422(
+    admin: Client, service: RunningService, replacement: str, words: str
+) -> None:
+    _add_support_server(service)
+    before = _rows(service)
+    with pytest.raises(BadReplacement) as info:
+        admin.email_servers.delete(SALES, MAILER, replacement_id=replacement)
+    assert words in (info.value.for_field("replacement_id") or "")
+    assert _rows(service) == before
+
+
+def _add_support_server(service: RunningService) -> None:
+
+    row = _server(
+        service.ctx,
+        "srv_other_ws",
+        "Support Mailer",
+        SUPPORT,
+        SmtpSettings(
+            server="mx.acme.example",
+            port=587,
+            account="support",
+            sender_address="support@acme.example",
+        ),
+        datetime.now(UTC),
+    )
+    with service.ctx.sessions() as s:
+        s.add(row)
+        s.commit()
+
+
+def test_delete_with_replacement_moves_usages_and_touches_nothing_else(
+    admin: Client, service: RunningService
+) -> None:
+    support_before = admin_support_usages(service)
+    admin.email_servers.delete(SALES, MAILER, replacement_id=RELAY)
+    assert [s.name for s in admin.email_servers.list(SALES)] == ["Acme Relay"]
+    assert {a.name: a.email_server_id for a in admin.custom_actions.list(SALES)} == {
+        "Send quote": RELAY
+    }
+    assert {j.name: j.email_server_id for j in admin.scheduler_jobs.list(SALES)} == {
+        "Weekly digest": RELAY
+    }
+    relay = admin.email_servers.get(SALES, RELAY)
+    assert (relay.usage.custom_actions, relay.usage.scheduler_jobs) == (1, 1)
+    assert sorted(u.name for u in admin.email_servers.usages(SALES, RELAY)) == [
+        "Send quote",
+        "Weekly digest",
+    ]
+    assert admin_support_usages(service) == support_before
+    # History outlives the server.
+    assert any(d.email_server_name == "Sales Mailer" for d in admin.deliveries.list(SALES))
+
+
+def admin_support_usages(service: RunningService) -> list[tuple[str, str]]:
+    from elegere_widgets.server.store.tables import CustomActionRow
+
+    with service.ctx.sessions() as s:
+        return [
+            (r.name, r.email_server_id)
+            for r in s.scalars(
+                select(CustomActionRow).where(CustomActionRow.workspace_id == SUPPORT)
+            )
+        ]
+
+
+def test_unused_server_deletes_without_replacement(
+    delegate: Client, service: RunningService
+) -> None:
+    _add_support_server(service)
+    delegate.workspaces.grant_admin(SUPPORT, "delegate@acme.example")
+    delegate.email_servers.delete(SUPPORT, "srv_other_ws")
+    assert [s.name for s in delegate.email_servers.list(SUPPORT)] == ["Acme Relay"]
+
+
+def test_organization_server_in_use_needs_another_organization_server(
+    delegate: Client, service: RunningService
+) -> None:
+    with pytest.raises(ServerInUse) as info:
+        delegate.organization_email_servers.delete("org_acme", RELAY)
+    assert {u.name for u in info.value.usages} == {"Reply to ticket"}
+    with pytest.raises(BadReplacement):
+        delegate.organization_email_servers.delete("org_acme", RELAY, replacement_id=MAILER)
+    assert len(_rows(service)) == 2

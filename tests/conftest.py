@@ -1,0 +1,92 @@
+"""Shared fixtures: the real service over HTTP on loopback, on SQLite and (when configured)
+PostgreSQL, seeded with the demo data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from elegere_widgets.client import Client
+
+if TYPE_CHECKING:
+    from tests.fixtures.service import RunningService
+
+PG_ENV = "ELEGERE_TEST_DATABASE_URL"
+ADMIN = "admin@acme.example"
+DELEGATE = "delegate@acme.example"
+ANALYST = "analyst@acme.example"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'elegere.db'}"
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(
+            f"PostgreSQL run skipped: set {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+        )
+    from tests.fixtures.service import reset_database
+
+    reset_database(url)
+    return url
+
+
+@pytest.fixture
+def service_settings_overrides() -> dict[str, object]:
+    """Override in a test module to change the service's settings."""
+    return {}
+
+
+@pytest.fixture
+def service(
+    database_url: str, tmp_path: Path, service_settings_overrides: dict[str, object]
+) -> Iterator[RunningService]:
+    # Imported here so that tests of one layer do not need every other layer to import.
+    from elegere_widgets.server.app import create_app
+    from elegere_widgets.server.seed import DEMO_USERS, create_token, seed_demo
+    from tests.fixtures.service import RunningService, build_settings, serve_in_thread
+
+    settings = build_settings(database_url, str(tmp_path / "data"), **service_settings_overrides)
+    app = create_app(settings)
+    seed_demo(app.state.ctx)
+    with serve_in_thread(app) as url:
+        running = RunningService(url=url, app=app)
+        running.tokens = {email: create_token(app.state.ctx, email) for email in DEMO_USERS}
+        yield running
+
+
+@pytest.fixture
+def client_for(service: RunningService) -> Iterator[Callable[[str], Client]]:
+    made: list[Client] = []
+
+    def make(email: str) -> Client:
+        client = Client(service.url, service.tokens[email], timeout=30)
+        made.append(client)
+        return client
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def admin(client_for: Callable[[str], Client]) -> Client:
+    """The demo Workspace Admin of Sales."""
+    return client_for(ADMIN)
+
+
+@pytest.fixture
+def delegate(client_for: Callable[[str], Client]) -> Client:
+    """The demo Admin Delegate (not a Workspace Admin)."""
+    return client_for(DELEGATE)
+
+
+@pytest.fixture
+def analyst(client_for: Callable[[str], Client]) -> Client:
+    """A user without any admin right."""
+    return client_for(ANALYST)
