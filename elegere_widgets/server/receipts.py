@@ -31,7 +31,7 @@ def settings_digest(scope_key: str, server_type: str, settings: dict[str, Any]) 
 class ReceiptSigner:
     def __init__(self, secret_key: bytes, ttl_s: int) -> None:
         self._key = hmac.new(secret_key, b"elegere test receipts v1", hashlib.sha256).digest()
-        self._ttl_s = ttl_s
+        self.ttl_s = ttl_s
 
     def __repr__(self) -> str:
         return "ReceiptSigner(<key hidden>)"
@@ -40,7 +40,7 @@ class ReceiptSigner:
         payload = {
             "d": digest,
             "u": user_id,
-            "exp": int(time.time()) + self._ttl_s,
+            "exp": int(time.time()) + self.ttl_s,
             "ms": elapsed_ms,
             "at": int(time.time()),
         }

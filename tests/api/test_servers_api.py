@@ -299,3 +299,49 @@ def test_organization_server_in_use_needs_another_organization_server(
     with pytest.raises(BadReplacement):
         delegate.organization_email_servers.delete("org_acme", RELAY, replacement_id=MAILER)
     assert len(_rows(service)) == 2
+
+
+GOOD_SMTP = {
+    "server": "smtp.example.com",
+    "port": 587,
+    "use_ssl": True,
+    "account": "sales",
+    "sender_address": "sales@example.com",
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"settings": {**GOOD_SMTP, "port": 0}}, "port", "1 to 65535"),
+        ({"settings": {**GOOD_SMTP, "port": 70000}}, "port", "1 to 65535"),
+        ({"name": ""}, "name", "Enter a name"),
+        ({"settings": {**GOOD_SMTP, "sender_address": "sales.example.com"}}, "sender_address", "@"),
+        ({"settings": {**GOOD_SMTP, "server": "https://smtp.example.com"}}, "server", "scheme"),
+        ({"settings": {**GOOD_SMTP, "tls": True}}, "tls", "Unknown field"),
+        ({"settings": {**GOOD_SMTP, "port": [587]}}, "port", "whole number"),
+        ({"type": "pop3"}, "type", "'smtp' or 'microsoft_graph'"),
+        (
+            {"settings": {k: v for k, v in GOOD_SMTP.items() if k != "account"}},
+            "account",
+            "required",
+        ),
+    ],
+)
+@pytest.mark.parametrize("endpoint", ["test", "create"])
+def test_bad_input_to_test_or_create_is_422_and_adds_nothing(
+    service: RunningService, body: dict, field: str, words: str, endpoint: str
+) -> None:
+    before = _rows(service)
+    payload = {"type": "smtp", "name": "Relay", "settings": GOOD_SMTP, **body}
+    path = "/test" if endpoint == "test" else ""
+    r = httpx.post(
+        f"{service.url}/api/v1/workspaces/{SALES}/email-servers{path}",
+        json=payload,
+        headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    messages = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert words in messages.get(field, ""), messages
+    assert _rows(service) == before

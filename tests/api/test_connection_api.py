@@ -1,0 +1,275 @@
+"""Test Connection, the test receipt, add, send-test and secrets, against a real aiosmtpd."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+
+from elegere_widgets.client import Client
+from elegere_widgets.errors import InvalidSettings, TestRequired
+from elegere_widgets.models import SmtpServerSpec, SmtpSettings
+from elegere_widgets.server.store.tables import DeliveryRow, EmailServerRow
+from tests.fixtures.certs import Pki, make_pki
+from tests.fixtures.service import RunningService
+from tests.fixtures.smtp import ACCOUNT, PASSWORD, SmtpPeer
+
+SALES = "ws_sales"
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return make_pki(tmp_path / "pki")
+
+
+@pytest.fixture
+def service_settings_overrides(pki: Pki) -> dict[str, object]:
+    # The service trusts the test CA, as an admin would configure ELEGERE_SMTP_CA_FILE.
+    return {"smtp_ca_file": pki.ca.cert_path}
+
+
+@pytest.fixture
+def peer(pki: Pki) -> Iterator[SmtpPeer]:
+    with SmtpPeer("starttls", pki=pki) as running:
+        yield running
+
+
+def spec_for(
+    peer: SmtpPeer,
+    *,
+    name: str = "Sales relay",
+    password: str | None = PASSWORD,
+    port: int | None = None,
+) -> SmtpServerSpec:
+    return SmtpServerSpec(
+        name=name,
+        settings=SmtpSettings(
+            server=peer.host,
+            port=port or peer.port,
+            use_ssl=True,
+            account=ACCOUNT,
+            sender_address="sales@acme.example",
+            password=password,
+        ),
+    )
+
+
+def test_passing_test_unlocks_create_and_the_server_is_listed(
+    admin: Client, peer: SmtpPeer
+) -> None:
+    spec = spec_for(peer)
+    result = admin.email_servers.test(SALES, spec)
+    assert result.ok, result.stages
+    assert [s.name for s in result.stages] == [
+        "resolve",
+        "connect",
+        "tls",
+        "ehlo",
+        "authenticate",
+        "sender",
+        "recipient",
+    ]
+    assert result.test_token
+    assert peer.messages == []  # a test never sends
+    server = admin.email_servers.create(SALES, spec, test_token=result.test_token)
+    assert (server.name, server.type, server.inherited, server.version) == (
+        "Sales relay",
+        "smtp",
+        False,
+        1,
+    )
+    assert server.secrets_set == {"password": True}
+    assert server.last_test is not None and server.last_test.ok
+    assert "Sales relay" in [s.name for s in admin.email_servers.list(SALES)]
+
+
+def test_failed_test_gives_no_token_and_says_what_to_fix(admin: Client, peer: SmtpPeer) -> None:
+    result = admin.email_servers.test(SALES, spec_for(peer, password="wrong"))
+    assert not result.ok and result.test_token is None
+    failed = result.failed_stage
+    assert failed is not None and failed.name == "authenticate"
+    assert failed.code == "535"
+    assert "Account and Password" in (failed.hint or "")
+
+
+def test_create_without_a_token_is_428_and_adds_nothing(
+    admin: Client, service: RunningService, peer: SmtpPeer
+) -> None:
+    r = httpx.post(
+        f"{service.url}/api/v1/workspaces/{SALES}/email-servers",
+        json=spec_for(peer).to_wire(),
+        headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
+    )
+    assert r.status_code == 428
+    assert "Test Connection" in r.json()["detail"]
+    assert [s.name for s in admin.email_servers.list(SALES)] == ["Acme Relay", "Sales Mailer"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["password", "port", "sender"],
+)
+def test_a_passing_test_of_other_settings_does_not_unlock_create(
+    admin: Client, peer: SmtpPeer, change: str
+) -> None:
+    tested = spec_for(peer)
+    token = admin.email_servers.test(SALES, tested).test_token
+    assert token
+    other = tested.model_copy(deep=True)
+    if change == "password":
+        other.settings.password = "another-password"  # type: ignore[assignment]
+    elif change == "port":
+        other.settings.port = 2525
+    else:
+        other.settings.sender_address = "boss@acme.example"
+    with pytest.raises(TestRequired) as info:
+        admin.email_servers.create(SALES, other, test_token=token)
+    assert "changed since the last passing test" in str(info.value)
+    # The name is not a setting: renaming before Complete keeps the receipt valid.
+    renamed = tested.model_copy(update={"name": "Renamed relay"})
+    assert admin.email_servers.create(SALES, renamed, test_token=token).name == "Renamed relay"
+
+
+def test_a_receipt_is_bound_to_the_workspace_and_the_caller(
+    admin: Client, delegate: Client, peer: SmtpPeer
+) -> None:
+    token = admin.email_servers.test(SALES, spec_for(peer)).test_token
+    assert token
+    delegate.workspaces.grant_admin("ws_support", "delegate@acme.example")
+    with pytest.raises(TestRequired):
+        delegate.email_servers.create("ws_support", spec_for(peer), test_token=token)
+    delegate.workspaces.grant_admin(SALES, "delegate@acme.example")
+    with pytest.raises(TestRequired):
+        delegate.email_servers.create(SALES, spec_for(peer), test_token=token)
+    with pytest.raises(TestRequired):
+        admin.email_servers.create(SALES, spec_for(peer), test_token=token[:-2] + "00")
+
+
+def test_an_expired_receipt_is_refused(
+    admin: Client, peer: SmtpPeer, service: RunningService
+) -> None:
+    service.ctx.receipts.ttl_s = 1  # a short life, so the test need not wait 15 minutes
+    token = admin.email_servers.test(SALES, spec_for(peer)).test_token
+    assert token
+    time.sleep(2.1)
+    with pytest.raises(TestRequired) as info:
+        admin.email_servers.create(SALES, spec_for(peer), test_token=token)
+    assert "too old" in str(info.value)
+
+
+def test_stored_secrets_are_reused_by_a_test_of_a_stored_server(
+    admin: Client, peer: SmtpPeer
+) -> None:
+    spec = spec_for(peer)
+    server = admin.email_servers.create(
+        SALES, spec, test_token=admin.email_servers.test(SALES, spec).test_token or ""
+    )
+    retest = spec_for(peer, password=None).model_copy(update={"server_id": server.id})
+    result = admin.email_servers.test(SALES, retest)
+    assert result.ok, result.stages
+    assert any(s.name == "authenticate" and s.ok for s in result.stages)
+    after = admin.email_servers.get(SALES, server.id)
+    assert after.last_test and after.last_test.ok and after.version == server.version
+
+
+def test_send_test_delivers_a_real_message_and_records_it(
+    admin: Client, peer: SmtpPeer, service: RunningService
+) -> None:
+    spec = spec_for(peer)
+    server = admin.email_servers.create(
+        SALES, spec, test_token=admin.email_servers.test(SALES, spec).test_token or ""
+    )
+    outcome = admin.email_servers.send_test(SALES, server.id, to="someone@example.com")
+    assert outcome.ok, outcome.detail
+    [received] = peer.messages
+    assert received.rcpt_tos == ["someone@example.com"]
+    assert received.mail_from == "sales@acme.example"
+    assert received.subject == "eLegere test message"
+    [delivery] = admin.deliveries.list(SALES, server_id=server.id)
+    assert (delivery.id, delivery.kind, delivery.status) == (outcome.delivery_id, "test", "sent")
+    assert delivery.recipients == ["someone@example.com"]
+
+
+def test_send_test_failure_is_recorded_as_failed(
+    admin: Client, peer: SmtpPeer, service: RunningService
+) -> None:
+    spec = spec_for(peer)
+    server = admin.email_servers.create(
+        SALES, spec, test_token=admin.email_servers.test(SALES, spec).test_token or ""
+    )
+    peer.stop()
+    outcome = admin.email_servers.send_test(SALES, server.id, to="someone@example.com")
+    assert not outcome.ok and outcome.detail
+    [delivery] = admin.deliveries.list(SALES, server_id=server.id)
+    assert delivery.status == "failed" and delivery.error
+
+
+def test_send_test_to_a_bad_address_is_422(admin: Client) -> None:
+    with pytest.raises(InvalidSettings) as info:
+        admin.email_servers.send_test(SALES, "srv_sales_mailer", to="not-an-address")
+    assert "valid email address" in (info.value.for_field("to") or "")
+
+
+def test_loopback_is_refused_unless_the_service_allows_it(
+    admin: Client, peer: SmtpPeer, service: RunningService
+) -> None:
+    from elegere_widgets.connectivity.egress import EgressPolicy
+
+    service.ctx.egress = EgressPolicy()
+    result = admin.email_servers.test(SALES, spec_for(peer))
+    assert not result.ok and result.test_token is None
+    assert result.stages[0].name == "resolve" and not result.stages[0].ok
+    assert "--egress-allow" in (result.stages[0].detail + (result.stages[0].hint or ""))
+
+
+def test_secrets_never_leave_the_service_and_are_encrypted_at_rest(
+    admin: Client, peer: SmtpPeer, service: RunningService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    spec = spec_for(peer)
+    assert PASSWORD not in repr(spec) and PASSWORD not in str(spec)
+    bodies: list[str] = []
+    hooks = {"response": [lambda r: (r.read(), bodies.append(r.text))]}
+    with httpx.Client(event_hooks=hooks) as http:  # type: ignore[arg-type]
+        client = Client(service.url, service.tokens["admin@acme.example"], http_client=http)
+        result = client.email_servers.test(SALES, spec)
+        server = client.email_servers.create(SALES, spec, test_token=result.test_token or "")
+        client.email_servers.get(SALES, server.id)
+        client.email_servers.list(SALES)
+        client.email_servers.send_test(SALES, server.id, to="someone@example.com")
+        list(client.deliveries.list(SALES))
+        assert PASSWORD not in repr(client.email_servers.get(SALES, server.id))
+    assert len(bodies) >= 6
+    for body in bodies:
+        assert PASSWORD not in body
+    for record in caplog.records:
+        assert PASSWORD not in record.getMessage()
+    with service.ctx.engine.connect() as conn:
+        raw = conn.execute(
+            text("SELECT settings, secrets_sealed FROM email_servers WHERE id = :i"),
+            {"i": server.id},
+        ).one()
+        audit = conn.execute(text("SELECT * FROM audit_events")).all()
+    assert PASSWORD not in str(raw) and PASSWORD not in str(audit)
+    assert service.ctx.box.open(raw.secrets_sealed) == {"password": PASSWORD}
+    url = service.ctx.settings.resolved_database_url()
+    if url.startswith("sqlite:///"):
+        assert PASSWORD.encode() not in Path(url.removeprefix("sqlite:///")).read_bytes()
+
+
+def test_store_keeps_what_was_added(admin: Client, peer: SmtpPeer, service: RunningService) -> None:
+    spec = spec_for(peer, name="Kept relay")
+    admin.email_servers.create(
+        SALES, spec, test_token=admin.email_servers.test(SALES, spec).test_token or ""
+    )
+    with service.ctx.sessions() as s:
+        row = s.scalars(select(EmailServerRow).where(EmailServerRow.name == "Kept relay")).one()
+        assert row.settings["port"] == peer.port and row.workspace_id == SALES
+        assert (
+            s.scalars(select(DeliveryRow).where(DeliveryRow.email_server_id == row.id)).all() == []
+        )
