@@ -1,5 +1,6 @@
 """Pydantic models shared by the client, the widgets and the service; no I/O here."""
 
+from .audit import AuditEvent
 from .connection import ConnectionTestResult, LastTest, ServerType, Stage
 from .problems import FieldError, Problem
 from .servers import (
@@ -35,6 +36,7 @@ __all__ = [
     "SECRET_FIELDS",
     "SETTINGS_BY_TYPE",
     "TYPE_LABELS",
+    "AuditEvent",
     "CertificateInfo",
     "ConnectionTestResult",
     "CustomAction",

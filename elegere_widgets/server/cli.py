@@ -59,6 +59,29 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from .rotate import rotate_key
+
+    settings = _settings(args)
+    _context(args)  # the store must be at the newest schema
+    if settings.secret_key and not args.new_key:
+        print(
+            "The key comes from ELEGERE_SECRET_KEY: pass the new one with --new-key (make one "
+            "with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'), then set ELEGERE_SECRET_KEY to it.",
+            file=sys.stderr,
+        )
+        return 2
+    _, count = rotate_key(settings, args.new_key.encode() if args.new_key else None)
+    where = (
+        "ELEGERE_SECRET_KEY must now be the new key"
+        if settings.secret_key
+        else (f"the new key is in {settings.data_dir / 'secret.key'}")
+    )
+    print(f"Re-encrypted the secrets of {count} server(s); {where}.", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -116,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed = with_db(sub.add_parser("seed", help="add demo data to an empty store"))
     seed.add_argument("--demo", action="store_true")
     seed.set_defaults(func=cmd_seed)
+
+    rotate = with_db(sub.add_parser("rotate-key", help="re-encrypt every secret under a new key"))
+    rotate.add_argument("--new-key", metavar="KEY", help="the new Fernet key (default: made)")
+    rotate.set_defaults(func=cmd_rotate_key)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     create = with_db(token.add_parser("create", help="print a new API token for a user"))

@@ -345,3 +345,29 @@ def test_bad_input_to_test_or_create_is_422_and_adds_nothing(
     messages = {e["field"]: e["message"] for e in r.json()["errors"]}
     assert words in messages.get(field, ""), messages
     assert _rows(service) == before
+
+
+def test_audit_events_record_who_changed_what_without_values(
+    admin: Client, service: RunningService
+) -> None:
+    server = admin.email_servers.get(SALES, MAILER)
+    admin.email_servers.update(
+        SALES,
+        MAILER,
+        EmailServerPatch(settings={"password": "n3w-Secret!", "port": 587}),
+        version=server.version,
+    )
+    admin.email_servers.delete(SALES, MAILER, replacement_id=RELAY)
+    r = httpx.get(
+        f"{service.url}/api/v1/workspaces/{SALES}/audit-events",
+        headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
+    )
+    assert r.status_code == 200
+    assert "n3w-Secret!" not in r.text
+    events = r.json()["items"]
+    assert [(e["action"], e["changed_fields"]) for e in events] == [
+        ("delete", []),
+        ("update", ["password", "port"]),
+    ]
+    assert events[0]["actor_email"] == "admin@acme.example"
+    assert "moved to 'Acme Relay'" in events[0]["detail"]

@@ -92,3 +92,37 @@ def test_serve_demo_prints_address_and_working_tokens(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(10)
     assert proc.returncode in (0, -15)
+
+
+def test_rotate_key_re_encrypts_every_secret_under_a_new_key(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+    from sqlalchemy import create_engine, text
+
+    assert run(["seed", "--demo"], tmp_path).returncode == 0
+    key_file = tmp_path / ".elegere" / "secret.key"
+    old_key = key_file.read_bytes().strip()
+    engine = create_engine(f"sqlite:///{tmp_path / '.elegere' / 'elegere.db'}")
+
+    def sealed() -> dict[str, tuple[str, int]]:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, secrets_sealed, version FROM email_servers"))
+            return {i: (s, v) for i, s, v in rows}
+
+    before = sealed()
+    result = run(["rotate-key"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Re-encrypted the secrets of 2 server(s)" in result.stderr
+    new_key = key_file.read_bytes().strip()
+    assert new_key != old_key and b"\n" not in new_key
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    after = sealed()
+    for ident, (token, version) in after.items():
+        assert token != before[ident][0] and version == before[ident][1]
+        # Readable with the new key alone, with the same value as before.
+        assert Fernet(new_key).decrypt(token) == Fernet(old_key).decrypt(before[ident][0])
+    engine.dispose()
+    # With the key in the environment, the new key must be given.
+    env_key = Fernet.generate_key().decode()
+    (tmp_path / "other").mkdir()
+    refused = run(["rotate-key"], tmp_path / "other", ELEGERE_SECRET_KEY=env_key)
+    assert refused.returncode == 2 and "--new-key" in refused.stderr

@@ -14,6 +14,7 @@ from ... import models
 from ...errors import InvalidSettings
 from ...models import FieldError
 from ..deps import SessionDep, WorkspaceScope
+from ..store.tables import AuditEvent as AuditEventRow
 from ..store.tables import CustomActionRow, DeliveryRow, SchedulerJobRow
 
 router = APIRouter(prefix="/workspaces/{ws}", tags=["workspace"])
@@ -98,4 +99,32 @@ def deliveries(
     return models.Page[models.Delivery](
         items=[models.Delivery.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=_encode_cursor(rows[-1]) if more else None,
+    )
+
+
+@router.get("/audit-events", response_model=models.Page[models.AuditEvent])
+def audit_events(
+    scope: WorkspaceScope,
+    session: SessionDep,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
+) -> models.Page[models.AuditEvent]:
+    """Changes, tests and test sends of the workspace's servers, newest first."""
+    query = select(AuditEventRow).where(AuditEventRow.workspace_id == scope.workspace_id)
+    if cursor:
+        if not cursor.isdigit():
+            raise InvalidSettings(
+                field_errors=[
+                    FieldError(
+                        field="cursor", message="Pass back the next_cursor of the last page."
+                    )
+                ]
+            )
+        query = query.where(AuditEventRow.id < int(cursor))
+    rows = list(session.scalars(query.order_by(AuditEventRow.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return models.Page[models.AuditEvent](
+        items=[models.AuditEvent.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=str(rows[-1].id) if more else None,
     )
