@@ -1,0 +1,136 @@
+"""``client.email_servers`` and ``client.organization_email_servers``.
+
+The two speak the same calls under different prefixes (``/workspaces/{ws}/email-servers``
+and ``/organizations/{org}/email-servers``), so one class serves both, parametrised by the
+parent collection. The first argument of every call is that parent's id.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Literal
+
+import httpx
+
+from ..models.connection import ConnectionTestResult
+from ..models.servers import EmailServer, EmailServerPatch, GraphServerSpec, SmtpServerSpec
+from ..models.usage import SendTestResult, Usage
+from ._args import require_text, segment
+from ._http import Http, Resource, etag_version, parse
+
+Parent = Literal["workspaces", "organizations"]
+ServerSpec = SmtpServerSpec | GraphServerSpec
+
+
+class EmailServers(Resource):
+    """The email servers of a workspace (own and inherited) or of an organization."""
+
+    def __init__(self, http: Http, *, parent: Parent = "workspaces") -> None:
+        super().__init__(http)
+        self._parent = parent
+        self._owner = "workspace id" if parent == "workspaces" else "organization id"
+
+    def __repr__(self) -> str:
+        return f"EmailServers(parent={self._parent!r})"
+
+    # ------------------------------------------------------------ reads
+
+    def list(self, owner: str, /) -> builtins.list[EmailServer]:
+        """Every server the owner can see; for a workspace, the inherited ones first."""
+        return parse(self._http.request("GET", self._base(owner)), list[EmailServer])
+
+    def get(self, owner: str, server_id: str, /) -> EmailServer:
+        """One server; its ``version`` is the one to pass to :meth:`update`."""
+        return _with_etag(self._http.request("GET", self._one(owner, server_id)))
+
+    def usages(self, owner: str, server_id: str, /) -> builtins.list[Usage]:
+        """The custom actions and scheduler jobs that send through this server."""
+        path = self._one(owner, server_id) + "/usages"
+        return parse(self._http.request("GET", path), list[Usage])
+
+    # ------------------------------------------------------------ writes
+
+    def test(self, owner: str, /, spec: ServerSpec) -> ConnectionTestResult:
+        """Run a connection test of these settings; a failed test is a result, not an error.
+
+        A passing result carries the ``test_token`` that :meth:`create` needs. Set
+        ``spec.server_id`` to test with the stored secrets of that server.
+        """
+        path = self._base(owner) + "/test"
+        body = _spec_body(spec)
+        body.pop("test_token", None)  # a receipt is the answer of a test, never its input
+        return parse(self._http.request("POST", path, json=body), ConnectionTestResult)
+
+    def create(self, owner: str, /, spec: ServerSpec, *, test_token: str) -> EmailServer:
+        """Add a server, with the ``test_token`` of a passing test of exactly this spec."""
+        token = require_text(test_token, "test_token")
+        path = self._base(owner)
+        body = _spec_body(spec)
+        # server_id only makes sense for a test; the new server has its own secrets.
+        body.pop("server_id", None)
+        body["test_token"] = token
+        return _with_etag(self._http.request("POST", path, json=body))
+
+    def update(
+        self, owner: str, server_id: str, /, patch: EmailServerPatch, *, version: int
+    ) -> EmailServer:
+        """Change a server: only the patch's fields; omitted secrets stay as they are.
+
+        ``version`` is the one last read (``server.version``): StaleVersion when someone
+        saved in between, so their change is never silently overwritten.
+        """
+        path = self._one(owner, server_id)
+        if not isinstance(patch, EmailServerPatch):
+            raise TypeError(f"patch must be an EmailServerPatch, not {type(patch).__name__}.")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ValueError(f"version must be the server's version (an int), not {version!r}.")
+        headers = {"If-Match": f'"{version}"'}
+        response = self._http.request("PATCH", path, json=patch.to_wire(), headers=headers)
+        return _with_etag(response)
+
+    def delete(self, owner: str, server_id: str, /, *, replacement_id: str | None = None) -> None:
+        """Delete a server; when it is in use, ``replacement_id`` takes over every usage.
+
+        Without a replacement, a server in use raises ServerInUse (``.usages`` lists them).
+        """
+        path = self._one(owner, server_id)
+        params: dict[str, str | int] = {}
+        if replacement_id is not None:
+            segment(replacement_id, "replacement_id")  # same rules as any id; sent as a query
+            params["replacement_id"] = replacement_id
+        self._http.request("DELETE", path, params=params or None)
+
+    def send_test(self, owner: str, server_id: str, /, *, to: str) -> SendTestResult:
+        """Send a real test message through a stored server; recorded as a delivery."""
+        path = self._one(owner, server_id) + "/send-test"
+        body = {"to": require_text(to, "to").strip()}
+        return parse(self._http.request("POST", path, json=body), SendTestResult)
+
+    # ------------------------------------------------------------ paths
+
+    def _base(self, owner: str) -> str:
+        return f"/{self._parent}/{segment(owner, self._owner)}/email-servers"
+
+    def _one(self, owner: str, server_id: str) -> str:
+        return f"{self._base(owner)}/{segment(server_id, 'server_id')}"
+
+
+def _spec_body(spec: object) -> dict[str, Any]:
+    # Models in, so validation (and the secrets' masking in reprs) happened before this.
+    if not isinstance(spec, SmtpServerSpec | GraphServerSpec):
+        raise TypeError(
+            f"spec must be an SmtpServerSpec or a GraphServerSpec, not {type(spec).__name__}."
+        )
+    return spec.to_wire()
+
+
+def _with_etag(response: httpx.Response) -> EmailServer:
+    """The server in the body, with the version of its ETag when the service sent one.
+
+    The ETag is what ``If-Match`` is compared with, so it wins over the body's copy.
+    """
+    server = parse(response, EmailServer)
+    version = etag_version(response)
+    if version is not None and version != server.version:
+        server = server.model_copy(update={"version": version})
+    return server
