@@ -1,0 +1,185 @@
+"""Where a connection test may connect to.
+
+A connection test opens a socket to an address that a Workspace Admin typed in, from inside
+the service's network. Without a policy that is a way to probe the service host itself
+(loopback) or the cloud metadata endpoint that hands out credentials. ``EgressPolicy``
+refuses such addresses unless an administrator allowed their network, and ``resolve`` looks a
+host up exactly once so that the address that was checked is the one that gets connected to
+(a second lookup could answer differently: DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["EgressPolicy", "EgressRefused", "IPAddress", "IPNetwork", "ResolveFailed"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Instance metadata services: they answer anyone on the host with cloud credentials.
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, Azure, GCP, OpenStack, Oracle
+        "169.254.170.2",  # AWS ECS task metadata
+        "169.254.169.253",  # AWS VPC DNS, a link-local service of the same kind
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud (classic)
+        "fd00:ec2::254",  # AWS over IPv6
+        "fd00:ec2::253",
+    )
+)
+
+#: "This network": Linux connects 0.0.0.0/8 to the local host, so it is loopback in disguise.
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+
+ALLOW_ADVICE = "An administrator can allow it with `elegere serve --egress-allow CIDR`."
+
+
+class ResolveFailed(Exception):
+    """The host name could not be resolved to any address."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(f"Could not resolve {host}: {reason}")
+        self.host = host
+        self.reason = reason
+
+
+class EgressRefused(Exception):
+    """The address is one that connection tests may not reach."""
+
+    def __init__(self, address: str, kind: str, host: str | None = None) -> None:
+        article = "an" if kind[0] in "aeiou" else "a"
+        where = f"{host} resolves to {address}," if host and host != address else f"{address} is"
+        super().__init__(
+            f"{where} {article} {kind} address; connection tests may not reach it. {ALLOW_ADVICE}"
+        )
+        self.address = address
+        self.kind = kind
+        self.host = host or address
+
+
+def _parse_address(address: str) -> IPAddress:
+    literal = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    return ipaddress.ip_address(literal)
+
+
+def _forbidden_kind(ip: IPAddress) -> str | None:
+    """Why an address is off limits, or None when it is an ordinary one."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        # ::ffff:127.0.0.1 reaches 127.0.0.1: judge the IPv4 address it carries.
+        ip = ip.ipv4_mapped
+    if ip in METADATA_ADDRESSES:
+        return "cloud metadata"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK):
+        return "unspecified"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "broadcast"
+    return None
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    """Refuses loopback, link-local, unspecified, multicast and cloud metadata addresses,
+    except in the networks of ``allow``."""
+
+    allow: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_strings(cls, cidrs: Iterable[str]) -> EgressPolicy:
+        """A policy allowing these networks ("127.0.0.0/8", "::1", "10.1.2.3/32").
+
+        Raises ValueError naming the entry that is not a network.
+        """
+        networks: list[IPNetwork] = []
+        for cidr in cidrs:
+            text = cidr.strip()
+            try:
+                networks.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"{cidr!r} is not a network: write it like 127.0.0.0/8 or fd00::/8."
+                ) from None
+        return cls(allow=tuple(networks))
+
+    def allows(self, ip: IPAddress) -> bool:
+        return any(ip.version == net.version and ip in net for net in self.allow)
+
+    def check(self, address: str) -> None:
+        """Raise EgressRefused when a connection test may not reach this IP address."""
+        self._check(address, host=None)
+
+    def _check(self, address: str, host: str | None) -> None:
+        ip = _parse_address(address)
+        if self.allows(ip):
+            return
+        kind = _forbidden_kind(ip)
+        if kind is not None:
+            raise EgressRefused(str(ip), kind, host)
+
+    def resolve(self, host: str, port: int, *, timeout: float | None = None) -> str:
+        """The first address of ``host`` that passes ``check``; the caller must connect to it.
+
+        Looks the name up once; IP literals need no lookup. ``timeout`` bounds the lookup, which
+        the resolver library would otherwise let run for as long as its own retries take.
+        """
+        try:
+            ip = _parse_address(host)
+        except ValueError:
+            pass
+        else:
+            self._check(str(ip), host=None)
+            return str(ip)
+        addresses = _lookup(host, port, timeout)
+        first_refusal: EgressRefused | None = None
+        for address in addresses:
+            try:
+                self._check(address, host=host)
+            except EgressRefused as exc:
+                first_refusal = first_refusal or exc
+                continue
+            return address
+        assert first_refusal is not None  # _lookup never returns an empty list
+        raise first_refusal
+
+
+def _lookup(host: str, port: int, timeout: float | None) -> list[str]:
+    """getaddrinfo in a daemon thread, so that a resolver that hangs cannot hold the caller."""
+    outcome: list[list[str] | BaseException] = []
+
+    def run() -> None:
+        try:
+            infos = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
+            seen: dict[str, None] = {}
+            for info in infos:
+                seen.setdefault(str(info[4][0]), None)
+            outcome.append(list(seen))
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, name=f"resolve {host}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise ResolveFailed(host, f"no answer from DNS within {timeout:.0f} s")
+    result = outcome[0]
+    if isinstance(result, socket.gaierror):
+        raise ResolveFailed(host, result.strerror or str(result)) from None
+    if isinstance(result, BaseException):
+        raise ResolveFailed(host, str(result) or type(result).__name__) from None
+    if not result:
+        raise ResolveFailed(host, "no address found")
+    return result

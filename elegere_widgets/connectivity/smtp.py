@@ -1,0 +1,176 @@
+"""SMTP connection test and sending, over smtplib.
+
+One session serves both: ``test_smtp`` walks resolve → connect → tls → ehlo → authenticate →
+sender → recipient and leaves with RSET/QUIT, sending no message; ``send_smtp`` walks the same
+stages with the real recipient and adds ``data``. Network and protocol problems never raise:
+they become a failed stage whose hint names the field to change.
+
+Security rules kept here: the socket goes only to the address ``EgressPolicy.resolve`` checked;
+certificates are verified against ``Server``; a password is never sent over an unencrypted
+connection; the whole session ends within its time budget.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from ..models import ConnectionTestResult, SmtpSettings, Stage
+from .egress import EgressPolicy
+from .smtp_hints import SmtpExplainer
+from .smtp_session import SmtpSession
+from .stages import Budget, StageFailed, StageRecorder
+
+__all__ = ["IMPLICIT_TLS_PORTS", "SendOutcome", "send_smtp", "test_smtp"]
+
+#: Ports where Use SSL means TLS from the first byte; elsewhere it means STARTTLS is required.
+IMPLICIT_TLS_PORTS: frozenset[int] = frozenset({465})
+MASK = "**********"
+
+
+@dataclass
+class SendOutcome:
+    """What happened to a message: ``detail`` is the server's reply, or why it failed."""
+
+    ok: bool
+    detail: str
+
+
+def test_smtp(
+    settings: SmtpSettings,
+    *,
+    egress: EgressPolicy,
+    budget_s: float = 15.0,
+    ssl_context: ssl.SSLContext | None = None,
+    progress: Callable[[Stage], None] | None = None,
+    implicit_tls_ports: Collection[int] = IMPLICIT_TLS_PORTS,
+) -> ConnectionTestResult:
+    """Check that these settings can send as ``sender_address``, without sending a message.
+
+    The recipient probed is the sender address itself. ``test_token`` is left None: the
+    service adds it. ``progress`` gets each stage as it ends. ``implicit_tls_ports`` are the
+    ports where Use SSL means TLS from the first byte (465); on any other port it means
+    STARTTLS is required. ``ssl_context`` defaults to ``ssl.create_default_context()``.
+    """
+    recorder = _run(
+        settings,
+        egress=egress,
+        budget_s=budget_s,
+        ssl_context=ssl_context,
+        progress=progress,
+        implicit_tls_ports=implicit_tls_ports,
+        recipient=settings.sender_address,
+        message=None,
+    )
+    return recorder.result()
+
+
+test_smtp.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
+
+
+def send_smtp(
+    settings: SmtpSettings,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    egress: EgressPolicy,
+    budget_s: float = 30.0,
+    ssl_context: ssl.SSLContext | None = None,
+    implicit_tls_ports: Collection[int] = IMPLICIT_TLS_PORTS,
+) -> SendOutcome:
+    """Send one plain-text message from ``sender_address`` to ``to``.
+
+    Raises ValueError, before any I/O, only when ``to`` or ``subject`` cannot be a header
+    (line breaks); every network or protocol problem is a failed ``SendOutcome``.
+    """
+    message = compose(settings.sender_address, to, subject, body)
+    recorder = _run(
+        settings,
+        egress=egress,
+        budget_s=budget_s,
+        ssl_context=ssl_context,
+        progress=None,
+        implicit_tls_ports=implicit_tls_ports,
+        recipient=to,
+        message=message,
+    )
+    failed = recorder.failed
+    if failed is None:
+        return SendOutcome(ok=True, detail=f"Sent to {to}: {recorder.stages[-1].detail}")
+    hint = f" {failed.hint}." if failed.hint else ""
+    detail = failed.detail.rstrip(".")
+    return SendOutcome(ok=False, detail=f"Failed at {failed.name}: {detail}.{hint}")
+
+
+def compose(sender: str, to: str, subject: str, body: str) -> EmailMessage:
+    """The message ``send_smtp`` sends: plain text, with Date and Message-ID."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=True)
+    # An explicit domain: without one make_msgid asks DNS for this host's name.
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+    # Quoted-printable keeps a non-ASCII body 7-bit: no need for the server to offer 8BITMIME.
+    message.set_content(body, cte=None if body.isascii() else "quoted-printable")
+    return message
+
+
+def _redactor(settings: SmtpSettings) -> Callable[[str], str]:
+    """Masks the password, and the base64 forms AUTH LOGIN/PLAIN send it in, in any text."""
+    if settings.password is None:
+        return lambda text: text
+    secret = settings.password.get_secret_value()
+    account = settings.account
+    forms = {secret}
+    for raw in (secret, f"\0{account}\0{secret}", f"{account}\0{account}\0{secret}"):
+        forms.add(base64.b64encode(raw.encode()).decode())
+    ordered = sorted((f for f in forms if f), key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for form in ordered:
+            text = text.replace(form, MASK)
+        return text
+
+    return redact
+
+
+def _run(
+    settings: SmtpSettings,
+    *,
+    egress: EgressPolicy,
+    budget_s: float,
+    ssl_context: ssl.SSLContext | None,
+    progress: Callable[[Stage], None] | None,
+    implicit_tls_ports: Collection[int],
+    recipient: str,
+    message: EmailMessage | None,
+) -> StageRecorder:
+    budget = Budget(budget_s)
+    ports = frozenset(implicit_tls_ports)
+    explainer = SmtpExplainer(
+        host=settings.server,
+        port=settings.port,
+        use_ssl=settings.use_ssl,
+        implicit_tls=settings.use_ssl and settings.port in ports,
+        implicit_ports=ports,
+        budget=budget,
+        sender=settings.sender_address,
+        recipient=recipient,
+    )
+    recorder = StageRecorder(
+        "smtp", explain=explainer, progress=progress, redact=_redactor(settings)
+    )
+    session = SmtpSession(settings, egress, budget, recorder, explainer, ssl_context)
+    try:
+        session.run(recipient, message)
+    except StageFailed:
+        pass  # recorded already; the result says which stage and why
+    finally:
+        session.close()
+    return recorder

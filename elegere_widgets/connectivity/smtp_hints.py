@@ -1,0 +1,243 @@
+"""What an SMTP failure means for the person who filled in the form.
+
+``SmtpExplainer`` turns an exception raised inside a stage into a ``Failure``: the server's
+own words as ``detail`` (e.g. "535 5.7.8 Authentication credentials invalid"), its reply code,
+and a ``hint`` naming the field to change. The wording follows the form's labels (Server, Port,
+Use SSL, Account, Password, Sender Address).
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+
+from .egress import EgressRefused, ResolveFailed
+from .smtp_transport import PinnedSMTP
+from .stages import Budget, Failure
+
+__all__ = ["SmtpExplainer", "reply_detail"]
+
+#: X509_V_ERR_* codes that say "valid certificate, wrong name".
+_NAME_MISMATCH = {62, 64}
+_EXPIRED = {10}
+#: TLS alerts and record errors that mean "the other side does not speak TLS first".
+_PLAINTEXT_REASONS = {
+    "WRONG_VERSION_NUMBER",
+    "HTTP_REQUEST",
+    "PACKET_LENGTH_TOO_LONG",
+    "RECORD_LAYER_FAILURE",
+    "UNKNOWN_PROTOCOL",
+}
+
+
+def reply_detail(code: int, message: bytes | str) -> str:
+    """A server reply on one line: "250 mail.example.com Hello"."""
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return f"{code} {text}".strip() if code > 0 else text
+
+
+def _timed_out(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@dataclass
+class SmtpExplainer:
+    host: str
+    port: int
+    use_ssl: bool
+    implicit_tls: bool
+    implicit_ports: frozenset[int]
+    budget: Budget
+    sender: str
+    recipient: str
+    conn: PinnedSMTP | None = field(default=None, repr=False)
+
+    # -------------------------------------------------------------- shared wording
+
+    def no_answer(self) -> str:
+        return (
+            f"The server did not answer within {self.budget.describe()}: check Server and Port "
+            "and that a firewall allows the connection"
+        )
+
+    def expects_tls(self) -> str:
+        if self.port in self.implicit_ports:
+            return f"Port {self.port} expects TLS from the first byte: check Use SSL"
+        first = min(self.implicit_ports, default=465)
+        return (
+            f"Port {self.port} expects TLS from the first byte (implicit TLS), which is used on "
+            f"port {first}: set Port to {first} and check Use SSL"
+        )
+
+    def speaks_plain(self) -> str:
+        return (
+            f"The server at port {self.port} speaks plain SMTP first: uncheck Use SSL, or use "
+            "port 587 with STARTTLS"
+        )
+
+    # -------------------------------------------------------------- entry point
+
+    def __call__(self, stage: str, exc: BaseException) -> Failure:
+        if isinstance(exc, ResolveFailed):
+            return Failure(str(exc), "Check Server: no address was found for this host name")
+        if isinstance(exc, EgressRefused):
+            return Failure(
+                str(exc), "Use the mail server's own host name, not an address of this service"
+            )
+        deadline = (self.conn is not None and self.conn.timed_out) or self.budget.expired
+        if deadline or _timed_out(exc):
+            return self._timeout(stage, exc)
+        if isinstance(exc, ssl.SSLError):
+            return self._tls(exc)
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            return self._disconnected(stage, exc)
+        if isinstance(exc, smtplib.SMTPResponseException):
+            return self._reply(stage, exc.smtp_code, exc.smtp_error)
+        if isinstance(exc, smtplib.SMTPException) and stage == "authenticate":
+            return Failure(
+                str(exc),
+                "The server does not accept a login on this connection: remove the Password if "
+                "it needs none, or use the port where it accepts logins (usually 587)",
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return Failure(
+                f"Connection refused by {self._where()}",
+                f"Nothing accepts connections on port {self.port} at {self.host}: check Server "
+                "and Port (usually 587, or 465 with Use SSL)",
+            )
+        if isinstance(exc, OSError):
+            return Failure(
+                f"{exc.strerror or exc} ({self._where()})",
+                f"The service cannot reach {self.host}: check Server, and that this service's "
+                "network may connect to it",
+            )
+        return Failure(str(exc) or type(exc).__name__)
+
+    def _where(self) -> str:
+        address = self.conn.address if self.conn is not None else self.host
+        return f"{address}:{self.port}"
+
+    # -------------------------------------------------------------- by kind
+
+    def _timeout(self, stage: str, exc: BaseException) -> Failure:
+        detail = f"No answer within {self.budget.describe()} ({stage})"
+        hint = self.no_answer()
+        if stage == "connect" and not self.use_ssl and self.port in self.implicit_ports:
+            hint = f"{self.expects_tls()}. {hint}"
+        return Failure(detail, hint)
+
+    def _tls(self, exc: ssl.SSLError) -> Failure:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            detail = f"Certificate not accepted: {exc.verify_message}"
+            if exc.verify_code in _NAME_MISMATCH:
+                hint = (
+                    f"The server's certificate is not valid for {self.host}: enter in Server the "
+                    "host name the certificate was issued for"
+                )
+            elif exc.verify_code in _EXPIRED:
+                hint = "The server's certificate has expired: its administrator must renew it"
+            else:
+                hint = (
+                    "The server's certificate is not trusted (self-signed, or issued by a private "
+                    "CA): have the server use a certificate from a public CA, or ask an "
+                    "administrator to add its CA to the service's trusted certificates"
+                )
+            return Failure(detail, hint)
+        reason = exc.reason or ""
+        detail = f"TLS handshake failed: {reason or exc}"
+        if self.implicit_tls and reason in _PLAINTEXT_REASONS:
+            return Failure(detail, self.speaks_plain())
+        if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+            return Failure(
+                detail,
+                "The server closed the connection during the TLS handshake: check Port and Use SSL",
+            )
+        return Failure(
+            detail,
+            "The server and this service found no TLS version or cipher in common: the server "
+            "may need a TLS update",
+        )
+
+    def _disconnected(self, stage: str, exc: smtplib.SMTPServerDisconnected) -> Failure:
+        detail = f"The server closed the connection ({stage})"
+        if stage == "connect":
+            if not self.use_ssl and self.port in self.implicit_ports:
+                return Failure(detail, self.expects_tls())
+            return Failure(
+                detail,
+                f"The server closed the connection before greeting: check Port ({self.port} may "
+                "not be an SMTP port), or the server may refuse connections from this service",
+            )
+        if stage == "tls" and self.implicit_tls:
+            return Failure(detail, self.speaks_plain())
+        return Failure(detail, "The server ended the session: try again, or check Port and Use SSL")
+
+    def _reply(self, stage: str, code: int, message: bytes | str) -> Failure:
+        detail = reply_detail(code, message)
+        text = detail.lower()
+        hint: str | None
+        if code < 0:
+            hint = f"The server at port {self.port} did not answer in SMTP: check Port" + (
+                f"; {self.expects_tls()}" if not self.use_ssl else ""
+            )
+            return Failure(detail or "Not an SMTP reply", hint)
+        transient = 400 <= code < 500
+        if stage == "tls" and not self.implicit_tls:
+            hint = (
+                "The server offered STARTTLS but refused it: try again later, or use port 465 "
+                "with Use SSL"
+            )
+        elif stage in ("connect", "tls"):
+            # A greeting other than 220: a refusal before any command was sent.
+            hint = (
+                "The server refused the connection for now: try again later"
+                if transient
+                else "The server does not accept connections from this service: ask its "
+                "administrator to allow it"
+            )
+        elif stage == "ehlo":
+            hint = "The server refused the greeting (EHLO/HELO): check Server and Port"
+        elif stage == "authenticate":
+            hint = self._auth_hint(code, text)
+        elif stage == "sender":
+            hint = self._sender_hint(code, text)
+        elif stage == "recipient":
+            hint = (
+                f"The server refused {self.recipient} as a recipient: it may not relay for this "
+                "account; check Account, Password and Sender Address"
+            )
+        elif stage == "data":
+            hint = "The server refused the message: see its reply"
+        else:
+            hint = None
+        if transient and hint is not None and stage not in ("connect", "tls"):
+            hint = f"The server refused for now ({code}): try again in a few minutes. {hint}"
+        return Failure(detail, hint, str(code))
+
+    def _auth_hint(self, code: int, text: str) -> str:
+        if code == 534 or "application-specific" in text or "app password" in text:
+            return (
+                "The server wants an app password: create one for Account and enter it in Password"
+            )
+        if code == 538 or "encryption required" in text:
+            return "The server wants an encrypted connection before login: check Use SSL"
+        if code == 504:
+            return "The server does not support the login methods this service uses (PLAIN, LOGIN)"
+        return "Check Account and Password"
+
+    def _sender_hint(self, code: int, text: str) -> str:
+        if code == 530 or "authentication required" in text or "must authenticate" in text:
+            return "The server requires a login to send: enter Account and Password"
+        if code == 503 and "starttls" in text:
+            return "The server requires STARTTLS before sending: check Use SSL"
+        return (
+            f"The server does not let this account send as {self.sender}; use an address the "
+            "account may send from"
+        )

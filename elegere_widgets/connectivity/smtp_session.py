@@ -1,0 +1,216 @@
+"""One SMTP conversation, stage by stage, shared by the connection test and sending."""
+
+from __future__ import annotations
+
+import contextlib
+import email.policy
+import smtplib
+import ssl
+from email.message import EmailMessage
+from typing import NoReturn
+
+from ..models import SmtpSettings
+from .egress import EgressPolicy
+from .smtp_hints import SmtpExplainer, reply_detail
+from .smtp_transport import PinnedSMTP, speaks_tls_first, wait_readable
+from .stages import Budget, Failure, StageFailed, StageRecorder
+
+__all__ = ["SmtpSession"]
+
+#: How long to wait for a greeting before asking, on a second connection, whether the port
+#: speaks TLS first. Real servers greet at once; waiting the whole budget would only delay
+#: the most common mistake (465 without Use SSL).
+GREETING_PATIENCE_S = 3.0
+TLS_PROBE_S = 2.0
+#: QUIT is a courtesy: it may not hold the result back for long.
+GOODBYE_S = 1.0
+
+
+class SmtpSession:
+    """One SMTP conversation, one method per stage, in the order they run."""
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        egress: EgressPolicy,
+        budget: Budget,
+        recorder: StageRecorder,
+        explainer: SmtpExplainer,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.s = settings
+        self.egress = egress
+        self.budget = budget
+        self.rec = recorder
+        self.explainer = explainer
+        # create_default_context honours SSL_CERT_FILE; the service passes its own CA setup.
+        self.context = ssl_context or ssl.create_default_context()
+        self.conn: PinnedSMTP | None = None
+        self.sending = False
+        # Set when we stop on our own rule (not on the wire): the conversation is still in step.
+        self.stopped_by_rule = False
+
+    def run(self, recipient: str, message: EmailMessage | None) -> None:
+        self.sending = message is not None
+        conn = self._resolve()
+        self._connect(conn)
+        self._tls(conn)
+        self._ehlo(conn)
+        if self.s.password is not None:
+            self._authenticate(conn)
+        self._envelope(conn, recipient)
+        if message is not None:
+            self._data(conn, message)
+
+    def _resolve(self) -> PinnedSMTP:
+        host = self.s.server
+        with self.rec.stage("resolve") as st:
+            address = self.egress.resolve(host, self.s.port, timeout=self.budget.remaining())
+            st.detail = f"{host} → {address}" if address != host else f"{host} (an IP address)"
+        self.conn = PinnedSMTP(host, address, self.s.port, self.budget)
+        self.explainer.conn = self.conn
+        return self.conn
+
+    def _connect(self, conn: PinnedSMTP) -> None:
+        with self.rec.stage("connect") as st:
+            conn.open()
+            if self.explainer.implicit_tls:
+                st.detail = f"Connected to {conn.address}:{conn.port}"
+                return
+            code, reply = self._greeting(conn)
+            st.detail, st.code = reply_detail(code, reply), str(code)
+
+    def _greeting(self, conn: PinnedSMTP) -> tuple[int, bytes]:
+        assert conn.sock is not None
+        patience = min(GREETING_PATIENCE_S, self.budget.remaining() / 2)
+        # No probe on port 25: MX servers may take a client that speaks before the greeting
+        # for a spam bot (Postfix postscreen's pregreet test) and block this service's address.
+        if (
+            not wait_readable(conn.sock, patience)
+            and conn.port != 25
+            and speaks_tls_first(conn.address, conn.port, self.s.server, self.budget, TLS_PROBE_S)
+        ):
+            raise StageFailed(
+                Failure(
+                    f"No SMTP greeting: the server at port {conn.port} answered a TLS handshake",
+                    self.explainer.expects_tls(),
+                )
+            )
+        conn.arm()
+        code, reply = conn.getreply()
+        if code != 220:
+            raise smtplib.SMTPConnectError(code, reply)
+        return code, reply
+
+    def _tls(self, conn: PinnedSMTP) -> None:
+        with self.rec.stage("tls") as st:
+            if self.explainer.implicit_tls:
+                conn.wrap_tls(self.context)
+                conn.arm()
+                code, reply = conn.getreply()
+                if code != 220:
+                    raise smtplib.SMTPConnectError(code, reply)
+                summary = conn.tls_summary()
+                st.detail = (
+                    f"Encrypted from the first byte ({summary}); {reply_detail(code, reply)}"
+                )
+                st.code = str(code)
+                return
+            conn.arm()
+            code, reply = conn.ehlo()
+            if code == 250 and conn.has_extn("starttls"):
+                conn.arm()
+                code, reply = conn.starttls(context=self.context)
+                st.detail, st.code = f"upgraded with STARTTLS ({conn.tls_summary()})", str(code)
+            elif self.s.use_ssl:
+                self._stop(
+                    f"STARTTLS not offered (EHLO answered: {reply_detail(code, reply)})",
+                    f"Use SSL requires encryption, but the server at port {conn.port} does not "
+                    "offer STARTTLS: use port 465 with Use SSL, or uncheck Use SSL for a server "
+                    "that cannot encrypt (no password is sent then)",
+                )
+            else:
+                st.detail = "not offered; continuing unencrypted"
+
+    def _ehlo(self, conn: PinnedSMTP) -> None:
+        with self.rec.stage("ehlo") as st:
+            conn.arm()
+            code, reply = conn.ehlo()
+            if code != 250:
+                conn.arm()
+                code, reply = conn.helo()
+                if code != 250:
+                    raise smtplib.SMTPHeloError(code, reply)
+            first = reply.decode("utf-8", "replace").splitlines()[:1]
+            offers = ", ".join(
+                f"{name.upper()} {value.strip()}".strip()
+                for name, value in conn.esmtp_features.items()
+            )
+            st.detail = reply_detail(code, " ".join(first)) + (
+                f"; offers {offers}" if offers else ""
+            )
+            st.code = str(code)
+
+    def _authenticate(self, conn: PinnedSMTP) -> None:
+        assert self.s.password is not None
+        with self.rec.stage("authenticate") as st:
+            if not conn.encrypted:
+                self._stop(
+                    "Password not sent: the connection is not encrypted",
+                    "A password is never sent in clear: check Use SSL, or use the port where the "
+                    "server offers STARTTLS (usually 587) or TLS (465)",
+                )
+            conn.arm()
+            try:
+                code, reply = conn.login(self.s.account, self.s.password.get_secret_value())
+            finally:
+                conn.forget_credentials()
+            st.detail, st.code = reply_detail(code, reply), str(code)
+
+    def _envelope(self, conn: PinnedSMTP, recipient: str) -> None:
+        sender = self.s.sender_address
+        wide = not (sender + recipient).isascii() and conn.has_extn("smtputf8")
+        with self.rec.stage("sender") as st:
+            conn.arm()
+            code, reply = conn.mail(sender, ["SMTPUTF8"] if wide else [])
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, reply, sender)
+            st.detail, st.code = reply_detail(code, reply), str(code)
+        with self.rec.stage("recipient") as st:
+            conn.arm()
+            code, reply = conn.rcpt(recipient)
+            if code not in (250, 251):
+                raise smtplib.SMTPResponseException(code, reply)
+            st.detail, st.code = reply_detail(code, reply), str(code)
+
+    def _data(self, conn: PinnedSMTP, message: EmailMessage) -> None:
+        with self.rec.stage("data") as st:
+            conn.arm()
+            code, reply = conn.data(message.as_bytes(policy=email.policy.SMTP))
+            if code != 250:
+                raise smtplib.SMTPDataError(code, reply)
+            st.detail, st.code = reply_detail(code, reply), str(code)
+
+    def _stop(self, detail: str, hint: str) -> NoReturn:
+        self.stopped_by_rule = True
+        raise StageFailed(Failure(detail, hint))
+
+    def close(self) -> None:
+        """RSET (for a test) and QUIT when the session is still in step, then let go."""
+        conn = self.conn
+        if conn is None:
+            return
+        failed = self.rec.failed
+        # After a reply we understood, or a stop of our own, the server expects a command;
+        # after a broken handshake or a timeout anything we send is noise.
+        in_step = failed is None or failed.code is not None or self.stopped_by_rule
+        try:
+            if in_step and conn.sock is not None and not conn.timed_out:
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    if not self.sending:
+                        conn.arm(GOODBYE_S)
+                        conn.rset()
+                    conn.arm(GOODBYE_S)
+                    conn.quit()
+        finally:
+            conn.dispose()
