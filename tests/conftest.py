@@ -36,6 +36,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if any(PG_ENV in str(getattr(r, "longrepr", "")) for r in skipped):
+        terminalreporter.write_line(
+            f"PostgreSQL runs were skipped: set {PG_ENV} (.ci/run sets it) to run them too."
+        )
+
+
 @pytest.fixture
 def service_settings_overrides() -> dict[str, object]:
     """Override in a test module to change the service's settings."""

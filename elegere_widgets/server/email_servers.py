@@ -6,6 +6,7 @@ transaction that read the server ends first, and a new one records the outcome.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..connectivity.certificates import CertificateError, certificate_info, load_credential
 from ..errors import (
     BadReplacement,
     BadRequest,
@@ -110,7 +112,7 @@ def to_model(row: EmailServerRow, scope: Scope, usage: UsageCounts) -> EmailServ
             "type": row.type,
             "name": row.name,
             "version": row.version,
-            "settings": row.settings,
+            "settings": _with_days_left(row.settings),
             "secrets_set": row.secrets_set,
             "usage": usage,
             "created_at": row.created_at,
@@ -209,26 +211,36 @@ def _require_certificate(settings: AnySettings) -> None:
 
 
 def _public_with_derived(settings: AnySettings) -> dict[str, Any]:
+    """The settings to store in clear: no secret, plus what may be shown of the certificate.
+
+    Loading the certificate here is what makes a wrong password, a wrong alias, an expired or
+    mismatched certificate fail when the settings are saved, not when mail is sent.
+    """
     public = settings.public()
     if isinstance(settings, GraphSettings) and settings.certificate is not None:
-        public["certificate_info"] = _certificate_info(settings)
+        password = settings.certificate_password
+        try:
+            loaded = load_credential(
+                settings.certificate.get_secret_value(),
+                password=password.get_secret_value() if password else None,
+                alias=settings.certificate_alias,
+            )
+        except CertificateError as exc:
+            raise InvalidSettings(
+                field_errors=[FieldError(field=exc.field, message=str(exc))]
+            ) from None
+        public["certificate_info"] = certificate_info(loaded).model_dump(mode="json")
     return public
 
 
-def _certificate_info(settings: GraphSettings) -> dict[str, Any] | None:
-    try:
-        from ..connectivity.certificates import certificate_info, load_credential
-    except ImportError:  # Graph support not installed
-        return None
-    assert settings.certificate is not None
-    password = settings.certificate_password
-    loaded = load_credential(
-        settings.certificate.get_secret_value(),
-        password=password.get_secret_value() if password else None,
-        alias=settings.certificate_alias,
-    )
-    info = certificate_info(loaded.certificate, has_private_key=loaded.private_key is not None)
-    return info.model_dump(mode="json")
+def _with_days_left(settings: dict[str, Any]) -> dict[str, Any]:
+    """Days left change every day: derive them when read, not when saved."""
+    info = settings.get("certificate_info")
+    if not info:
+        return settings
+    not_after = datetime.fromisoformat(info["not_after"])
+    days_left = math.floor((not_after - _now()).total_seconds() / 86400)
+    return {**settings, "certificate_info": {**info, "days_left": days_left}}
 
 
 def _check_name_free(

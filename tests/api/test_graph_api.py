@@ -1,0 +1,199 @@
+"""Microsoft Graph servers through the API: test, add, update, send-test and delete, against
+the local identity provider and Graph endpoint that verify the signed client assertion."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import hashes
+from sqlalchemy import text
+
+from elegere_widgets.client import Client
+from elegere_widgets.errors import InvalidSettings, TestRequired
+from elegere_widgets.models import EmailServerPatch, GraphServerSpec, GraphSettings
+from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_cer, to_pfx
+from tests.fixtures.identity_provider import App, IdentityProvider, Tenant
+from tests.fixtures.service import RunningService
+
+SALES = "ws_sales"
+PFX_PASSWORD = "pfx-Marker-Passw0rd"
+MAILBOX = "sales@contoso.example"
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[IdentityProvider]:
+    with IdentityProvider() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def cert() -> CertAndKey:
+    return make_cert("elegere-sales-app", key=rsa_key(30))
+
+
+@pytest.fixture(scope="module")
+def new_cert() -> CertAndKey:
+    return make_cert("elegere-sales-app-2027", key=rsa_key(31))
+
+
+@pytest.fixture
+def tenant(idp: IdentityProvider) -> Tenant:
+    tenant = idp.add_tenant(domains=[f"t{uuid.uuid4().hex[:8]}.onmicrosoft.com"])
+    idp.add_mailbox(tenant, MAILBOX, display_name="Sales")
+    return tenant
+
+
+@pytest.fixture
+def app(idp: IdentityProvider, tenant: Tenant, cert: CertAndKey, new_cert: CertAndKey) -> App:
+    return idp.add_app(tenant, certificates=[cert.cert, new_cert.cert])
+
+
+@pytest.fixture
+def service_settings_overrides(idp: IdentityProvider) -> dict[str, object]:
+    return {
+        "graph_authority_host": idp.url,
+        "graph_base_url": idp.graph_base_url,
+        "graph_ca_file": idp.ca_bundle,
+    }
+
+
+def graph_spec(
+    tenant: Tenant,
+    app: App,
+    cert: CertAndKey,
+    *,
+    password: str = PFX_PASSWORD,
+    name: str = "Sales Graph",
+) -> GraphServerSpec:
+    return GraphServerSpec(
+        name=name,
+        settings=GraphSettings(
+            account=MAILBOX,
+            tenant_id=tenant.id,
+            client_id=app.client_id,
+            certificate=to_pfx(cert, password=password),
+            certificate_password=password,
+        ),
+    )
+
+
+def add(admin: Client, spec: GraphServerSpec):  # type: ignore[no-untyped-def]
+    result = admin.email_servers.test(SALES, spec)
+    assert result.ok, result.stages
+    return admin.email_servers.create(SALES, spec, test_token=result.test_token or "")
+
+
+def test_graph_server_is_tested_added_and_shows_its_certificate_not_the_secret(
+    admin: Client, tenant: Tenant, app: App, cert: CertAndKey, service: RunningService
+) -> None:
+    spec = graph_spec(tenant, app, cert)
+    result = admin.email_servers.test(SALES, spec)
+    assert [s.name for s in result.stages] == ["certificate", "token", "mailbox", "send_permission"]
+    assert result.ok and result.test_token
+    server = admin.email_servers.create(SALES, spec, test_token=result.test_token)
+    assert server.type == "microsoft_graph" and server.key_setting == MAILBOX
+    assert server.secrets_set == {"certificate": True, "certificate_password": True}
+    info = server.settings.certificate_info  # type: ignore[union-attr]
+    assert info is not None and "CN=elegere-sales-app" in info.subject
+    assert info.thumbprint_sha256 == cert.cert.fingerprint(hashes.SHA256()).hex().upper()
+    assert 300 < info.days_left <= 366
+    r = httpx.get(
+        f"{service.url}/api/v1/workspaces/{SALES}/email-servers/{server.id}",
+        headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
+    )
+    pfx_b64 = base64.b64encode(to_pfx(cert, password=PFX_PASSWORD)).decode()
+    assert PFX_PASSWORD not in r.text and pfx_b64[:40] not in r.text
+    with service.ctx.engine.connect() as conn:
+        raw = str(
+            conn.execute(text("SELECT * FROM email_servers WHERE id = :i"), {"i": server.id}).one()
+        )
+    assert PFX_PASSWORD not in raw and pfx_b64[:40] not in raw
+
+
+def test_update_replaces_the_certificate_and_keeps_omitted_secrets(
+    admin: Client, tenant: Tenant, app: App, cert: CertAndKey, new_cert: CertAndKey
+) -> None:
+    server = add(admin, graph_spec(tenant, app, cert))
+    renamed = admin.email_servers.update(
+        SALES, server.id, EmailServerPatch(name="Sales Graph 2"), version=server.version
+    )
+    assert renamed.secrets_set == {"certificate": True, "certificate_password": True}
+    updated = admin.email_servers.update(
+        SALES,
+        server.id,
+        EmailServerPatch(settings={"certificate": to_pfx(new_cert, password=PFX_PASSWORD)}),
+        version=renamed.version,
+    )
+    info = updated.settings.certificate_info  # type: ignore[union-attr]
+    assert info is not None and "elegere-sales-app-2027" in info.subject
+    # The stored password opened the new file; a test with the stored secrets still passes.
+    retest = graph_spec(tenant, app, new_cert).model_copy(deep=True)
+    retest.settings.certificate = None
+    retest.settings.certificate_password = None
+    retest.server_id = server.id
+    assert admin.email_servers.test(SALES, retest).ok
+
+
+@pytest.mark.parametrize(
+    ("settings", "field", "words"),
+    [
+        ({"certificate_password": "wrong"}, "certificate_password", "does not open"),
+        ("cer", "certificate", ".pfx"),
+        ({"certificate_alias": "nope"}, "certificate_alias", "alias"),
+    ],
+)
+def test_a_bad_certificate_is_refused_when_saved_naming_the_field(
+    admin: Client,
+    tenant: Tenant,
+    app: App,
+    cert: CertAndKey,
+    settings: object,
+    field: str,
+    words: str,
+) -> None:
+    server = add(admin, graph_spec(tenant, app, cert))
+    patch = {"certificate": to_cer(cert)} if settings == "cer" else settings
+    with pytest.raises(InvalidSettings) as info:
+        admin.email_servers.update(
+            SALES,
+            server.id,
+            EmailServerPatch(settings=patch),
+            version=server.version,  # type: ignore[arg-type]
+        )
+    assert words in (info.value.for_field(field) or ""), info.value.field_errors
+    assert admin.email_servers.get(SALES, server.id).version == server.version
+
+
+def test_failed_graph_test_unlocks_nothing(
+    admin: Client, tenant: Tenant, app: App, cert: CertAndKey
+) -> None:
+    unregistered = make_cert("not-uploaded", key=rsa_key(32))
+    spec = graph_spec(tenant, app, unregistered)
+    result = admin.email_servers.test(SALES, spec)
+    assert not result.ok and result.test_token is None
+    assert result.failed_stage is not None and result.failed_stage.name == "token"
+    assert "AADSTS700027" in (result.failed_stage.code or "")
+    with pytest.raises(TestRequired):
+        admin.email_servers.create(SALES, spec, test_token="x.y")
+
+
+def test_send_test_through_graph_is_accepted_not_delivered_and_recorded(
+    admin: Client, idp: IdentityProvider, tenant: Tenant, app: App, cert: CertAndKey
+) -> None:
+    server = add(admin, graph_spec(tenant, app, cert))
+    before = len(idp.sent)
+    outcome = admin.email_servers.send_test(SALES, server.id, to="someone@example.com")
+    assert outcome.ok, outcome.detail
+    assert "not yet delivered" in outcome.detail
+    sent = idp.sent[before:]
+    assert [(m.mailbox.lower(), m.to, m.subject) for m in sent] == [
+        (MAILBOX, ["someone@example.com"], "eLegere test message")
+    ]
+    [delivery] = admin.deliveries.list(SALES, server_id=server.id)
+    assert (delivery.status, delivery.kind) == ("accepted", "test")
+    admin.email_servers.delete(SALES, server.id)
+    assert server.id not in [s.id for s in admin.email_servers.list(SALES)]
