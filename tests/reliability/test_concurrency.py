@@ -1,0 +1,127 @@
+"""No lost updates and nothing half-done, under concurrent requests, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+
+from elegere_widgets.client import Client
+from elegere_widgets.errors import BadReplacement, ElegereError, ServerInUse, StaleVersion
+from elegere_widgets.models import EmailServerPatch
+from elegere_widgets.server.store.tables import CustomActionRow, EmailServerRow, SchedulerJobRow
+from tests.fixtures.service import RunningService
+
+SALES = "ws_sales"
+MAILER, RELAY = "srv_sales_mailer", "srv_acme_relay"
+
+
+def race(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls at the same moment; each result is a value or the exception raised."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], Any]) -> Any:
+        barrier.wait()
+        try:
+            return call()
+        except ElegereError as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_two_admins_update_the_same_version_exactly_one_wins(
+    client_for: Callable[[str], Client], service: RunningService
+) -> None:
+    admin = client_for("admin@acme.example")
+    admin.workspaces.grant_admin(SALES, "analyst@acme.example")
+    other = client_for("analyst@acme.example")
+    for round_ in range(5):
+        version = admin.email_servers.get(SALES, MAILER).version
+        results = race(
+            partial(
+                admin.email_servers.update,
+                SALES,
+                MAILER,
+                EmailServerPatch(settings={"port": 2000 + round_}),
+                version=version,
+            ),
+            partial(
+                other.email_servers.update,
+                SALES,
+                MAILER,
+                EmailServerPatch(settings={"port": 3000 + round_}),
+                version=version,
+            ),
+        )
+        winners = [r for r in results if not isinstance(r, Exception)]
+        losers = [r for r in results if isinstance(r, Exception)]
+        assert len(winners) == 1 and len(losers) == 1, results
+        assert isinstance(losers[0], StaleVersion)
+        stored = admin.email_servers.get(SALES, MAILER)
+        assert stored.version == version + 1
+        assert stored.settings.port == winners[0].settings.port  # type: ignore[union-attr]
+
+
+def _add_unused_server(service: RunningService, ident: str, name: str) -> None:
+    from datetime import UTC, datetime
+
+    from elegere_widgets.models import SmtpSettings
+    from elegere_widgets.server.seed import _server
+
+    row = _server(
+        service.ctx,
+        ident,
+        name,
+        SALES,
+        SmtpSettings(
+            server="mx.acme.example",
+            port=587,
+            account="backup",
+            sender_address="backup@acme.example",
+        ),
+        datetime.now(UTC),
+    )
+    with service.ctx.sessions() as s:
+        s.add(row)
+        s.commit()
+
+
+def _dangling_usages(service: RunningService) -> list[str]:
+    with service.ctx.sessions() as s:
+        servers = set(s.scalars(select(EmailServerRow.id)))
+        return [
+            f"{row.name} -> {row.email_server_id}"
+            for model in (CustomActionRow, SchedulerJobRow)
+            for row in s.scalars(select(model))
+            if row.email_server_id not in servers
+        ]
+
+
+def test_delete_with_replacement_racing_the_replacements_delete_stays_consistent(
+    admin: Client, service: RunningService
+) -> None:
+    for round_ in range(4):
+        backup = f"srv_backup_{round_}"
+        _add_unused_server(service, backup, f"Backup {round_}")
+        # Mailer's usages move to Backup while Backup itself is being deleted.
+        current = admin.email_servers.list(SALES)
+        in_use = next(s for s in current if s.usage.total and not s.inherited)
+        results = race(
+            partial(admin.email_servers.delete, SALES, in_use.id, replacement_id=backup),
+            partial(admin.email_servers.delete, SALES, backup),
+        )
+        assert not _dangling_usages(service), results
+        moved, removed = results
+        # Either the move won (and Backup, now in use, refused to go), or Backup went first
+        # (and the move found no replacement): never both, never neither.
+        assert (moved is None and isinstance(removed, ServerInUse)) or (
+            isinstance(moved, BadReplacement) and removed is None
+        ), results
+    usages = {a.name for a in admin.custom_actions.list(SALES)}
+    assert usages == {"Send quote"}
