@@ -16,7 +16,19 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["EgressPolicy", "EgressRefused", "IPAddress", "IPNetwork", "ResolveFailed"]
+__all__ = [
+    "MAIL_PORTS",
+    "EgressPolicy",
+    "EgressRefused",
+    "IPAddress",
+    "IPNetwork",
+    "PortRefused",
+    "ResolveFailed",
+    "parse_ports",
+]
+
+#: The ports mail servers listen on; a connection test may reach no other unless allowed.
+MAIL_PORTS: frozenset[int] = frozenset({25, 465, 587, 2525})
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -64,6 +76,40 @@ class EgressRefused(Exception):
         self.host = host or address
 
 
+class PortRefused(EgressRefused):
+    """The port is not one that mail servers use, so a connection test may not reach it."""
+
+    def __init__(self, port: int) -> None:
+        Exception.__init__(
+            self,
+            f"Port {port} is not a mail port ({', '.join(map(str, sorted(MAIL_PORTS)))}); "
+            "connection tests may not reach it. An administrator can allow it with "
+            f"`elegere serve --egress-allow-port {port}`.",
+        )
+        self.address = ""
+        self.kind = "port"
+        self.host = ""
+        self.port = port
+
+
+def parse_ports(specs: Iterable[str | int]) -> frozenset[int]:
+    """Ports from "2526", "10000-10100" or ints; ValueError names the entry that is wrong."""
+    ports: set[int] = set()
+    for spec in specs:
+        text = str(spec).strip()
+        low, _, high = text.partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise ValueError(
+                f"{spec!r} is not a port: write 2526 or a range like 10000-10100."
+            ) from None
+        if not 1 <= first <= last <= 65535:
+            raise ValueError(f"{spec!r} is not a port range within 1-65535.")
+        ports.update(range(first, last + 1))
+    return frozenset(ports)
+
+
 def _parse_address(address: str) -> IPAddress:
     literal = address[1:-1] if address.startswith("[") and address.endswith("]") else address
     return ipaddress.ip_address(literal)
@@ -92,15 +138,17 @@ def _forbidden_kind(ip: IPAddress) -> str | None:
 @dataclass(frozen=True)
 class EgressPolicy:
     """Refuses loopback, link-local, unspecified, multicast and cloud metadata addresses,
-    except in the networks of ``allow``."""
+    except in the networks of ``allow``, and every port but the mail ports and ``ports``."""
 
     allow: tuple[IPNetwork, ...] = ()
+    ports: frozenset[int] = MAIL_PORTS
 
     @classmethod
-    def from_strings(cls, cidrs: Iterable[str]) -> EgressPolicy:
-        """A policy allowing these networks ("127.0.0.0/8", "::1", "10.1.2.3/32").
+    def from_strings(cls, cidrs: Iterable[str], ports: Iterable[str | int] = ()) -> EgressPolicy:
+        """A policy allowing these networks ("127.0.0.0/8", "::1", "10.1.2.3/32") and, besides
+        the mail ports, these ports ("2526", "10000-10100").
 
-        Raises ValueError naming the entry that is not a network.
+        Raises ValueError naming the entry that is not a network or a port.
         """
         networks: list[IPNetwork] = []
         for cidr in cidrs:
@@ -111,7 +159,7 @@ class EgressPolicy:
                 raise ValueError(
                     f"{cidr!r} is not a network: write it like 127.0.0.0/8 or fd00::/8."
                 ) from None
-        return cls(allow=tuple(networks))
+        return cls(allow=tuple(networks), ports=MAIL_PORTS | parse_ports(ports))
 
     def allows(self, ip: IPAddress) -> bool:
         return any(ip.version == net.version and ip in net for net in self.allow)
@@ -134,6 +182,8 @@ class EgressPolicy:
         Looks the name up once; IP literals need no lookup. ``timeout`` bounds the lookup, which
         the resolver library would otherwise let run for as long as its own retries take.
         """
+        if port not in self.ports:
+            raise PortRefused(port)
         try:
             ip = _parse_address(host)
         except ValueError:

@@ -12,7 +12,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass, field
 
-from .egress import EgressRefused, ResolveFailed
+from .egress import EgressRefused, PortRefused, ResolveFailed
 from .smtp_transport import PinnedSMTP
 from .stages import Budget, Failure
 
@@ -87,6 +87,8 @@ class SmtpExplainer:
     def __call__(self, stage: str, exc: BaseException) -> Failure:
         if isinstance(exc, ResolveFailed):
             return Failure(str(exc), "Check Server: no address was found for this host name")
+        if isinstance(exc, PortRefused):
+            return Failure(str(exc), "Use the port the mail server listens on: 587, 465 or 25")
         if isinstance(exc, EgressRefused):
             return Failure(
                 str(exc), "Use the mail server's own host name, not an address of this service"
@@ -106,17 +108,13 @@ class SmtpExplainer:
                 "The server does not accept a login on this connection: remove the Password if "
                 "it needs none, or use the port where it accepts logins (usually 587)",
             )
-        if isinstance(exc, ConnectionRefusedError):
-            return Failure(
-                f"Connection refused by {self._where()}",
-                f"Nothing accepts connections on port {self.port} at {self.host}: check Server "
-                "and Port (usually 587, or 465 with Use SSL)",
-            )
         if isinstance(exc, OSError):
+            # Refused, unreachable and reset read alike: a test must not tell an internal
+            # host that is down from one that is up with the port closed.
             return Failure(
-                f"{exc.strerror or exc} ({self._where()})",
-                f"The service cannot reach {self.host}: check Server, and that this service's "
-                "network may connect to it",
+                f"Could not connect to {self.host} on port {self.port}",
+                "Check Server and Port (usually 587, or 465 with Use SSL), and that this "
+                "service's network may connect to the server",
             )
         return Failure(str(exc) or type(exc).__name__)
 

@@ -8,7 +8,7 @@ from . import problems
 from .config import Settings
 from .context import ServiceContext
 from .limits import BodySizeLimit
-from .routes import catalog, email_servers, people, sign_in
+from .routes import catalog, email_servers, exports, people, sign_in
 
 API_PREFIX = "/api/v1"
 
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         email_servers.workspace_router,
         email_servers.organization_router,
         catalog.router,
+        exports.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

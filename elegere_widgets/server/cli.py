@@ -16,6 +16,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["database_url"] = args.database
     if getattr(args, "egress_allow", None):
         overrides["egress_allow"] = args.egress_allow
+    if getattr(args, "egress_allow_port", None):
+        overrides["egress_allow_ports"] = args.egress_allow_port
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
@@ -124,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         action="extend",
         help="networks connection tests may reach although guarded (e.g. 127.0.0.0/8)",
+    )
+    serve.add_argument(
+        "--egress-allow-port",
+        metavar="PORT",
+        nargs="+",
+        action="extend",
+        help="ports besides 25, 465, 587 and 2525 that connection tests may reach (e.g. 2526 or 10000-10100)",
     )
     serve.add_argument(
         "--demo",

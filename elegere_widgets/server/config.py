@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..connectivity.egress import parse_ports
+
 DEFAULT_DATA_DIR = Path(".elegere")
 
 
@@ -28,6 +30,10 @@ class Settings(BaseSettings):
     egress_allow: list[str] = Field(
         default_factory=list, description="Networks connection tests may reach despite the guard."
     )
+    egress_allow_ports: list[str] = Field(
+        default_factory=list,
+        description="Ports besides 25, 465, 587 and 2525 that connection tests may reach.",
+    )
     smtp_ca_file: Path | None = Field(
         None, description="Extra CA bundle for SMTP TLS; default: the system's (SSL_CERT_FILE)."
     )
@@ -40,15 +46,27 @@ class Settings(BaseSettings):
     )
     test_budget_s: float = Field(15.0, gt=0, le=120)
     send_budget_s: float = Field(30.0, gt=0, le=300)
+    test_rate_limit: int = Field(
+        30, gt=0, description="Connection tests and test sends per user per test_rate_window_s."
+    )
+    test_rate_window_s: float = Field(60.0, gt=0)
     receipt_ttl_s: int = Field(900, gt=0)
     session_ttl_s: int = Field(8 * 3600, gt=0)
     max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
 
-    @field_validator("egress_allow", mode="before")
+    @field_validator("egress_allow", "egress_allow_ports", mode="before")
     @classmethod
     def _split(cls, v: object) -> object:
         if isinstance(v, str):
             return [p.strip() for p in v.split(",") if p.strip()]
+        if isinstance(v, list | tuple):
+            return [str(p) for p in v]
+        return v
+
+    @field_validator("egress_allow_ports")
+    @classmethod
+    def _ports(cls, v: list[str]) -> list[str]:
+        parse_ports(v)  # a ValueError names the entry
         return v
 
     @field_validator("egress_allow")

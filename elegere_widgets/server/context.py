@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..connectivity.egress import EgressPolicy
 from .config import Settings
+from .rate_limit import RateLimiter
 from .receipts import ReceiptSigner
 from .secrets import SecretBox, load_keys
 from .store.db import make_engine, make_sessionmaker
@@ -23,6 +24,7 @@ class ServiceContext:
     box: SecretBox = field(repr=False)
     receipts: ReceiptSigner = field(repr=False)
     egress: EgressPolicy
+    test_limiter: RateLimiter
 
     @classmethod
     def build(cls, settings: Settings) -> ServiceContext:
@@ -34,7 +36,8 @@ class ServiceContext:
             sessions=make_sessionmaker(engine),
             box=SecretBox(keys),
             receipts=ReceiptSigner(keys[0], settings.receipt_ttl_s),
-            egress=EgressPolicy.from_strings(settings.egress_allow),
+            egress=EgressPolicy.from_strings(settings.egress_allow, settings.egress_allow_ports),
+            test_limiter=RateLimiter(settings.test_rate_limit, settings.test_rate_window_s),
         )
 
     def ssl_context(self) -> ssl.SSLContext:

@@ -285,6 +285,7 @@ def test_settings(
         row_id = row.id
     settings = _validate(spec.type, values)
     _require_certificate(settings)
+    ctx.test_limiter.hit(caller.id, "connection tests and test messages")
     session.rollback()  # end the read transaction before any network I/O
 
     result = run_connection_test(ctx, settings)
@@ -504,6 +505,7 @@ def send_test(
     row = load_own(session, scope, server_id)
     settings = _validate(row.type, _stored_settings(ctx, row))
     name, org_id = row.name, row.organization_id
+    ctx.test_limiter.hit(caller.id, "connection tests and test messages")
     session.rollback()  # no transaction is held while the message is sent
 
     outcome = send_test_message(ctx, settings, name=name, to=to)

@@ -220,11 +220,12 @@ def test_loopback_is_refused_unless_the_service_allows_it(
 ) -> None:
     from elegere_widgets.connectivity.egress import EgressPolicy
 
-    service.ctx.egress = EgressPolicy()
+    service.ctx.egress = EgressPolicy.from_strings([], ports=["1-65535"])
     result = admin.email_servers.test(SALES, spec_for(peer))
     assert not result.ok and result.test_token is None
     assert result.stages[0].name == "resolve" and not result.stages[0].ok
-    assert "--egress-allow" in (result.stages[0].detail + (result.stages[0].hint or ""))
+    assert "loopback" in result.stages[0].detail
+    assert "--egress-allow CIDR" in result.stages[0].detail
 
 
 def test_secrets_never_leave_the_service_and_are_encrypted_at_rest(
@@ -273,3 +274,41 @@ def test_store_keeps_what_was_added(admin: Client, peer: SmtpPeer, service: Runn
         assert (
             s.scalars(select(DeliveryRow).where(DeliveryRow.email_server_id == row.id)).all() == []
         )
+
+
+def test_only_mail_ports_unless_the_service_allows_more(
+    admin: Client, peer: SmtpPeer, service: RunningService
+) -> None:
+    from elegere_widgets.connectivity.egress import EgressPolicy
+
+    service.ctx.egress = EgressPolicy.from_strings(["127.0.0.0/8"])
+    stage = admin.email_servers.test(SALES, spec_for(peer)).stages[0]
+    assert not stage.ok and f"--egress-allow-port {peer.port}" in stage.detail
+    service.ctx.egress = EgressPolicy.from_strings(["127.0.0.0/8"], ports=[str(peer.port)])
+    assert admin.email_servers.test(SALES, spec_for(peer)).ok
+
+
+def test_tests_are_rate_limited_per_user_with_retry_after(
+    admin: Client, delegate: Client, peer: SmtpPeer, service: RunningService
+) -> None:
+    from elegere_widgets.errors import RateLimited
+    from elegere_widgets.server.rate_limit import RateLimiter
+
+    service.ctx.test_limiter = RateLimiter(3, 60)
+    for _ in range(3):
+        admin.email_servers.test(SALES, spec_for(peer, password="wrong"))
+    with pytest.raises(RateLimited) as info:
+        admin.email_servers.test(SALES, spec_for(peer))
+    assert info.value.retry_after is not None and 1 <= info.value.retry_after <= 60
+    assert "try again in" in str(info.value)
+    with pytest.raises(RateLimited):
+        admin.email_servers.send_test(SALES, "srv_sales_mailer", to="a@example.com")
+    # Another user has a budget of its own.
+    delegate.workspaces.grant_admin(SALES, "delegate@acme.example")
+    assert delegate.email_servers.test(SALES, spec_for(peer)).ok
+    r = httpx.post(
+        f"{service.url}/api/v1/workspaces/{SALES}/email-servers/test",
+        json=spec_for(peer).to_wire(),
+        headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
+    )
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1

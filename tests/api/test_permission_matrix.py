@@ -31,6 +31,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/workspaces/{ws}/custom-actions"): WORKSPACE,
     ("GET", "/api/v1/workspaces/{ws}/scheduler-jobs"): WORKSPACE,
     ("GET", "/api/v1/workspaces/{ws}/deliveries"): WORKSPACE,
+    ("GET", "/api/v1/workspaces/{ws}/deliveries.csv"): WORKSPACE,
     ("GET", "/api/v1/workspaces/{ws}/audit-events"): WORKSPACE,
 }
 for prefix, access in (

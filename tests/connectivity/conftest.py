@@ -19,8 +19,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture
 def egress() -> EgressPolicy:
-    """The tests' peers live on loopback, which the default policy refuses."""
-    return EgressPolicy.from_strings(["127.0.0.0/8"])
+    """The tests' peers live on loopback and on high ports, which the default policy refuses."""
+    return EgressPolicy.from_strings(["127.0.0.0/8"], ports=["1024-65535"])
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from elegere_widgets.connectivity import EgressPolicy, EgressRefused, ResolveFailed
+from elegere_widgets.connectivity.egress import PortRefused
 
 LOOPBACK_ALLOWED = EgressPolicy.from_strings(["127.0.0.0/8"])
 
@@ -130,3 +131,41 @@ def test_localhost_resolves_from_the_hosts_file() -> None:
     assert LOOPBACK_ALLOWED.resolve("localhost", 25) == "127.0.0.1"
     with pytest.raises(EgressRefused, match=r"^localhost resolves to"):
         EgressPolicy().resolve("localhost", 25)
+
+
+@pytest.mark.parametrize("port", [25, 465, 587, 2525])
+def test_mail_ports_are_allowed(port: int) -> None:
+    assert EgressPolicy().resolve("203.0.113.9", port) == "203.0.113.9"
+
+
+@pytest.mark.parametrize("port", [22, 80, 443, 3306, 6379, 8080])
+def test_other_ports_are_refused_unless_allowed(port: int) -> None:
+    with pytest.raises(PortRefused) as info:
+        EgressPolicy().resolve("203.0.113.9", port)
+    assert f"--egress-allow-port {port}" in str(info.value)
+    assert EgressPolicy.from_strings([], ports=[str(port)]).resolve("203.0.113.9", port)
+    assert EgressPolicy.from_strings([], ports=["1-65535"]).resolve("203.0.113.9", port)
+
+
+def test_port_specs_name_the_bad_entry() -> None:
+    with pytest.raises(ValueError, match="'x25'"):
+        EgressPolicy.from_strings([], ports=["x25"])
+    with pytest.raises(ValueError, match="1-65535"):
+        EgressPolicy.from_strings([], ports=["0-70000"])
+
+
+def test_refused_port_and_unreachable_host_read_alike() -> None:
+    from elegere_widgets.connectivity import test_smtp
+    from elegere_widgets.models import SmtpSettings
+    from tests.fixtures.smtp import closed_port
+
+    policy = EgressPolicy.from_strings(["127.0.0.0/8", "192.0.2.0/24"], ports=["1-65535"])
+    closed = closed_port()
+
+    def connect_detail(host: str, port: int) -> tuple[str, str | None]:
+        settings = SmtpSettings(server=host, port=port, account="a", sender_address="a@example.com")
+        stage = test_smtp(settings, egress=policy, budget_s=2).failed_stage
+        assert stage is not None and stage.name == "connect"
+        return stage.detail.replace(host, "H").replace(str(port), "P"), stage.hint
+
+    assert connect_detail("127.0.0.1", closed) == connect_detail("127.0.0.2", closed)

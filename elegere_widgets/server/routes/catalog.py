@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from ... import models
 from ...errors import InvalidSettings
 from ...models import FieldError
-from ..deps import SessionDep, WorkspaceScope
+from ..deps import Scope, SessionDep, WorkspaceScope
 from ..store.tables import AuditEvent as AuditEventRow
 from ..store.tables import CustomActionRow, DeliveryRow, SchedulerJobRow
 
@@ -58,6 +58,31 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         ) from None
 
 
+def deliveries_filter(
+    scope: Scope, server_id: str | None, since: datetime | None, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses shared by the JSON pages and the CSV export (``routes/exports.py``).
+
+    ``since`` is inclusive, ``until`` exclusive. A time without a zone is refused (422 on that
+    field): the store compares instants, and whose local time it meant cannot be guessed.
+    """
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidSettings(
+                field_errors=[
+                    FieldError(field=name, message="Give a time zone, e.g. 2026-11-01T00:00:00Z.")
+                ]
+            )
+    clauses: list[ColumnElement[bool]] = [DeliveryRow.workspace_id == scope.workspace_id]
+    if server_id:
+        clauses.append(DeliveryRow.email_server_id == server_id)
+    if since:
+        clauses.append(DeliveryRow.created_at >= since)
+    if until:
+        clauses.append(DeliveryRow.created_at < until)
+    return clauses
+
+
 @router.get("/deliveries", response_model=models.Page[models.Delivery])
 def deliveries(
     scope: WorkspaceScope,
@@ -69,20 +94,7 @@ def deliveries(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
 ) -> models.Page[models.Delivery]:
     """Deliveries through the workspace's servers, oldest first, paginated by cursor."""
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidSettings(
-                field_errors=[
-                    FieldError(field=name, message="Give a time zone, e.g. 2026-11-01T00:00:00Z.")
-                ]
-            )
-    query = select(DeliveryRow).where(DeliveryRow.workspace_id == scope.workspace_id)
-    if server_id:
-        query = query.where(DeliveryRow.email_server_id == server_id)
-    if since:
-        query = query.where(DeliveryRow.created_at >= since)
-    if until:
-        query = query.where(DeliveryRow.created_at < until)
+    query = select(DeliveryRow).where(*deliveries_filter(scope, server_id, since, until))
     if cursor:
         at, ident = _decode_cursor(cursor)
         query = query.where(

@@ -1,0 +1,163 @@
+"""Bulk exports: every delivery of a period as one streamed CSV, for audits in pandas.
+
+The JSON pages (``routes/catalog.py``) suit a table on screen; a year of a busy organization
+is a million rows, which as JSON pages means thousands of round trips and a pydantic model
+per row on both sides. CSV streams at the speed of the store and parses column-wise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import chain
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from sqlalchemy import ColumnElement, Engine, Row, and_, or_, select
+
+from ..deps import ContextDep, SessionDep, WorkspaceScope
+from ..store.tables import DeliveryRow
+from .catalog import deliveries_filter
+
+router = APIRouter(prefix="/workspaces/{ws}", tags=["workspace"])
+
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+# The columns of the export, in order: the header row names them, the client reads them.
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "workspace_id",
+    "email_server_id",
+    "email_server_name",
+    "kind",
+    "status",
+    "recipient_count",
+    "recipients",
+    "error",
+)
+
+# Rows read per store round trip. Each chunk is its own short transaction: a slow reader
+# (a notebook parsing as it downloads) then holds neither a pooled connection nor, on SQLite,
+# the write lock that every transaction of this store takes (BEGIN IMMEDIATE, store/db.py).
+CHUNK_ROWS = 5000
+
+_SELECTED = (
+    DeliveryRow.id,
+    DeliveryRow.created_at,
+    DeliveryRow.workspace_id,
+    DeliveryRow.email_server_id,
+    DeliveryRow.email_server_name,
+    DeliveryRow.kind,
+    DeliveryRow.status,
+    DeliveryRow.recipients,
+    DeliveryRow.error,
+)
+
+_CSV_DOC = (
+    "UTF-8 CSV (RFC 4180: CRLF line ends, fields with a comma, quote or line break quoted, "
+    "quotes doubled), one header row, then one row per delivery, oldest first: "
+    + ", ".join(CSV_COLUMNS)
+    + "."
+)
+
+
+@router.get(
+    "/deliveries.csv",
+    response_class=StreamingResponse,
+    responses={200: {"description": _CSV_DOC, "content": {"text/csv": {}}}},
+)
+def deliveries_csv(
+    scope: WorkspaceScope,
+    ctx: ContextDep,
+    session: SessionDep,
+    server_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> StreamingResponse:
+    """Every delivery through the workspace's servers in the period, as one streamed CSV.
+
+    The bulk form of `GET /workspaces/{ws}/deliveries`: the same rows, filters and
+    permission (Workspace Admin of the workspace; 401, 403 and 404 as there), without
+    pages. `since` is inclusive and `until` exclusive; both need a time zone (422 on the
+    field otherwise), e.g. `2026-11-01T00:00:00Z`.
+
+    Columns: `id`, `created_at` (ISO 8601 in UTC, `2026-11-01T09:30:00.000000Z`),
+    `workspace_id`, `email_server_id`, `email_server_name` (the name when the message was
+    sent), `kind`, `status` (sent, accepted, failed or bounced), `recipient_count`,
+    `recipients` (a JSON array of addresses: no separator character is safe inside a
+    quoted local part), `error` (empty when there was none; may hold commas, quotes and
+    line breaks, quoted as RFC 4180 says).
+
+    Rows are read from the store in chunks as the body is sent, never all at once. Should
+    the store fail after the first rows were sent, the body ends without its final chunk,
+    so a reader sees a truncated transfer rather than a short, valid-looking file.
+    """
+    clauses = deliveries_filter(scope, server_id, since, until)
+    # The permission check's session would stay open until the body is sent, and on SQLite
+    # its transaction holds the write lock the chunks' own transactions wait for: end it now.
+    session.close()
+    chunks = _csv_chunks(ctx.engine, clauses)
+    # The first chunk is read here, before any byte is sent: a store that fails at once
+    # still answers a problem (500) instead of a 200 with a broken body.
+    first = next(chunks)
+    filename = f"deliveries-{scope.workspace_id}.csv"
+    return StreamingResponse(
+        chain((first,), chunks),
+        media_type=CSV_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _csv_chunks(engine: Engine, clauses: Sequence[ColumnElement[bool]]) -> Iterator[bytes]:
+    """The header, then the rows chunk by chunk, seeking by (created_at, id) as the index."""
+    out = io.StringIO()
+    writer = csv.writer(out)  # excel dialect: CRLF, minimal quoting, doubled quotes
+    writer.writerow(CSV_COLUMNS)
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = select(*_SELECTED).where(*clauses)
+        if after is not None:
+            # Keyset, not OFFSET: each chunk is an index seek, however deep into the export.
+            at, ident = after
+            query = query.where(
+                or_(
+                    DeliveryRow.created_at > at,
+                    and_(DeliveryRow.created_at == at, DeliveryRow.id > ident),
+                )
+            )
+        query = query.order_by(DeliveryRow.created_at, DeliveryRow.id).limit(CHUNK_ROWS)
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+        writer.writerows(map(_csv_row, rows))
+        yield out.getvalue().encode()
+        out.seek(0)
+        out.truncate()
+        if len(rows) < CHUNK_ROWS:
+            return
+        after = (rows[-1].created_at, rows[-1].id)
+
+
+def _csv_row(row: Row[Any]) -> tuple[object, ...]:
+    recipients: list[str] = row.recipients or []
+    return (
+        row.id,
+        _utc(row.created_at),
+        row.workspace_id or "",
+        row.email_server_id,
+        row.email_server_name,
+        row.kind,
+        row.status,
+        len(recipients),
+        json.dumps(recipients, ensure_ascii=False, separators=(",", ":")),
+        row.error or "",
+    )
+
+
+def _utc(value: datetime) -> str:
+    # Fixed width with a Z: PostgreSQL hands times back in the session's zone.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
