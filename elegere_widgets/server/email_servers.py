@@ -7,7 +7,7 @@ transaction that read the server ends first, and a new one records the outcome.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from ..errors import (
     VersionRequired,
 )
 from ..models import (
+    FIELD_LABELS,
     SECRET_FIELDS,
     SETTINGS_BY_TYPE,
     ConnectionTestResult,
@@ -243,6 +244,44 @@ def _with_days_left(settings: dict[str, Any]) -> dict[str, Any]:
     return {**settings, "certificate_info": {**info, "days_left": days_left}}
 
 
+# The fields that say where a secret goes: a stored secret is only ever sent there.
+ENDPOINT_FIELDS: dict[str, tuple[str, ...]] = {
+    "smtp": ("server", "port", "account"),
+    "microsoft_graph": ("tenant_id", "client_id", "account"),
+}
+
+
+def _keep_secrets_with_their_server(
+    row: EmailServerRow,
+    settings: AnySettings,
+    given: Mapping[str, Any],
+    stored_secrets: Mapping[str, str],
+) -> None:
+    """Refuse to reuse a stored secret for another server, account or tenant.
+
+    Otherwise "change Server to my host, then test" would hand the stored password to
+    whoever runs that host: the secret must be entered again along with the new endpoint.
+    """
+    new = settings.public()
+    moved = [f for f in ENDPOINT_FIELDS[row.type] if row.settings.get(f) != new.get(f)]
+    missing = [name for name in stored_secrets if name not in given]
+    if not (moved and missing):
+        return
+    what = " and ".join(FIELD_LABELS[f] for f in moved)
+    raise InvalidSettings(
+        field_errors=[
+            FieldError(
+                field=name,
+                message=(
+                    f"Enter the {FIELD_LABELS[name]} again: {what} changed, and a stored "
+                    f"{FIELD_LABELS[name]} is only used with the server it was entered for."
+                ),
+            )
+            for name in missing
+        ]
+    )
+
+
 def _check_name_free(
     session: Session, scope: Scope, name: str, *, exclude_id: str | None = None
 ) -> None:
@@ -284,6 +323,8 @@ def test_settings(
         values = {**stored_secrets, **values}
         row_id = row.id
     settings = _validate(spec.type, values)
+    if spec.server_id:
+        _keep_secrets_with_their_server(row, settings, spec.settings.secrets(), stored_secrets)
     _require_certificate(settings)
     ctx.test_limiter.hit(caller.id, "connection tests and test messages")
     session.rollback()  # end the read transaction before any network I/O
@@ -414,8 +455,10 @@ def update_server(
             f"{version}, it is now {row.version}); reload it and make your change again."
         )
     stored = _stored_settings(ctx, row)
-    merged = {**stored, **{k: v for k, v in patch.settings.items() if v is not None}}
+    given = {k: v for k, v in patch.settings.items() if v is not None}
+    merged = {**stored, **given}
     settings = _validate(row.type, merged)
+    _keep_secrets_with_their_server(row, settings, given, ctx.box.open(row.secrets_sealed))
     changed = sorted(
         k for k, v in _wire(settings).items() if k in patch.settings and stored.get(k) != v
     )

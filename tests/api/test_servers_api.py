@@ -45,11 +45,16 @@ def test_update_changes_settings_keeps_secrets_and_bumps_version(
     updated = admin.email_servers.update(
         SALES,
         MAILER,
-        EmailServerPatch(name="Sales Outbox", settings={"port": 587, "use_ssl": True}),
+        EmailServerPatch(
+            name="Sales Outbox", settings={"sender_address": "outbox@acme.example", "use_ssl": True}
+        ),
         version=before.version,
     )
     assert updated.name == "Sales Outbox"
-    assert (updated.settings.port, updated.settings.use_ssl) == (587, True)
+    assert (updated.settings.sender_address, updated.settings.use_ssl) == (  # type: ignore[union-attr]
+        "outbox@acme.example",
+        True,
+    )
     assert updated.version == before.version + 1
     assert updated.secrets_set == {"password": True}
     # Omitted secrets stay: the stored password opens to the same value.
@@ -57,7 +62,8 @@ def test_update_changes_settings_keeps_secrets_and_bumps_version(
     assert admin.email_servers.get(SALES, MAILER).name == "Sales Outbox"
     with service.ctx.sessions() as s:
         event = s.scalars(select(AuditEvent).where(AuditEvent.action == "update")).one()
-        assert event.changed_fields == ["name", "port"]
+        # use_ssl was True already: only what really changed is named.
+        assert event.changed_fields == ["name", "sender_address"]
         assert event.actor_email == "admin@acme.example"
 
 
@@ -69,12 +75,12 @@ def _sealed(service: RunningService, server_id: str) -> str:
 def test_stale_version_is_412_and_changes_nothing(admin: Client, service: RunningService) -> None:
     server = admin.email_servers.get(SALES, MAILER)
     admin.email_servers.update(
-        SALES, MAILER, EmailServerPatch(settings={"port": 2525}), version=server.version
+        SALES, MAILER, EmailServerPatch(settings={"use_ssl": False}), version=server.version
     )
     before = _rows(service)
     with pytest.raises(StaleVersion) as info:
         admin.email_servers.update(
-            SALES, MAILER, EmailServerPatch(settings={"port": 25}), version=server.version
+            SALES, MAILER, EmailServerPatch(settings={"use_ssl": True}), version=server.version
         )
     assert "reload" in str(info.value)
     assert _rows(service) == before
@@ -83,7 +89,7 @@ def test_stale_version_is_412_and_changes_nothing(admin: Client, service: Runnin
 def test_update_without_if_match_is_428(admin: Client, service: RunningService) -> None:
     r = httpx.patch(
         f"{service.url}/api/v1/workspaces/{SALES}/email-servers/{MAILER}",
-        json={"settings": {"port": 25}},
+        json={"settings": {"use_ssl": False}},
         headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
     )
     assert r.status_code == 428
@@ -96,7 +102,9 @@ def test_get_sends_etag_and_update_answers_new_one(admin: Client, service: Runni
     url = f"{service.url}/api/v1/workspaces/{SALES}/email-servers/{MAILER}"
     r = httpx.get(url, headers=headers)
     assert r.headers["etag"] == '"1"'
-    r = httpx.patch(url, json={"settings": {"port": 25}}, headers={**headers, "If-Match": "1"})
+    r = httpx.patch(
+        url, json={"settings": {"use_ssl": False}}, headers={**headers, "If-Match": "1"}
+    )
     assert r.status_code == 200 and r.headers["etag"] == '"2"'
     assert "password" not in r.json()["settings"]
 
@@ -371,3 +379,45 @@ def test_audit_events_record_who_changed_what_without_values(
     ]
     assert events[0]["actor_email"] == "admin@acme.example"
     assert "moved to 'Acme Relay'" in events[0]["detail"]
+
+
+@pytest.mark.parametrize(
+    "moved",
+    [{"server": "collector.attacker.example"}, {"port": 2525}, {"account": "someone-else"}],
+)
+def test_a_stored_password_is_never_reused_for_another_endpoint(
+    admin: Client, service: RunningService, moved: dict
+) -> None:
+    before = _rows(service)
+    with pytest.raises(InvalidSettings) as info:
+        admin.email_servers.update(SALES, MAILER, EmailServerPatch(settings=moved), version=1)
+    message = info.value.for_field("password") or ""
+    assert "Enter the Password again" in message and "changed" in message
+    assert _rows(service) == before
+    # With the password entered again, the change is saved.
+    updated = admin.email_servers.update(
+        SALES, MAILER, EmailServerPatch(settings={**moved, "password": "entered-again"}), version=1
+    )
+    assert updated.version == 2
+    assert service.ctx.box.open(_sealed(service, MAILER)) == {"password": "entered-again"}
+
+
+def test_a_test_of_a_stored_server_at_another_host_needs_the_password_again(
+    admin: Client, service: RunningService
+) -> None:
+    from elegere_widgets.models import SmtpServerSpec
+
+    spec = SmtpServerSpec(
+        name="Sales Mailer",
+        server_id=MAILER,
+        settings=SmtpSettings(
+            server="collector.attacker.example",
+            port=465,
+            use_ssl=True,
+            account="sales",
+            sender_address="sales@acme.example",
+        ),
+    )
+    with pytest.raises(InvalidSettings) as info:
+        admin.email_servers.test(SALES, spec)
+    assert "Enter the Password again: Server changed" in (info.value.for_field("password") or "")

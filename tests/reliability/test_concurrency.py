@@ -48,14 +48,14 @@ def test_two_admins_update_the_same_version_exactly_one_wins(
                 admin.email_servers.update,
                 SALES,
                 MAILER,
-                EmailServerPatch(settings={"port": 2000 + round_}),
+                EmailServerPatch(settings={"sender_address": f"a{round_}@acme.example"}),
                 version=version,
             ),
             partial(
                 other.email_servers.update,
                 SALES,
                 MAILER,
-                EmailServerPatch(settings={"port": 3000 + round_}),
+                EmailServerPatch(settings={"sender_address": f"b{round_}@acme.example"}),
                 version=version,
             ),
         )
@@ -65,7 +65,7 @@ def test_two_admins_update_the_same_version_exactly_one_wins(
         assert isinstance(losers[0], StaleVersion)
         stored = admin.email_servers.get(SALES, MAILER)
         assert stored.version == version + 1
-        assert stored.settings.port == winners[0].settings.port  # type: ignore[union-attr]
+        assert stored.settings.sender_address == winners[0].settings.sender_address  # type: ignore[union-attr]
 
 
 def _add_unused_server(service: RunningService, ident: str, name: str) -> None:

@@ -93,7 +93,7 @@ def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> No
     url = f"http://127.0.0.1:{port}"
     proc = _start(tmp_path, port)
     _wait_up(url)
-    acked: dict[str, tuple[int, int]] = {}  # server -> (version, port) last acknowledged
+    acked: dict[str, tuple[int, int]] = {}  # server -> (version, n) last acknowledged
     stop = threading.Event()
 
     def writer(server_id: str) -> None:
@@ -106,14 +106,14 @@ def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> No
                 try:
                     r = http.patch(
                         f"/workspaces/{SALES}/email-servers/{server_id}",
-                        json={"settings": {"port": 1000 + n}},
+                        json={"settings": {"sender_address": f"s{n}@acme.example"}},
                         headers={"If-Match": f'"{version}"'},
                     )
                 except httpx.TransportError:
                     return  # the service is gone
                 if r.status_code == 200:
                     version = r.json()["version"]
-                    acked[server_id] = (version, 1000 + n)
+                    acked[server_id] = (version, n)
 
     threads = [threading.Thread(target=writer, args=(s,)) for s in SERVERS]
     for t in threads:
@@ -131,14 +131,14 @@ def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> No
     engine = create_engine(f"sqlite:///{tmp_path / '.elegere' / 'elegere.db'}")
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-        for server_id, (version, port_value) in acked.items():
+        for server_id, (version, n_value) in acked.items():
             stored_version, settings = conn.execute(
                 text("SELECT version, settings FROM email_servers WHERE id = :i"), {"i": server_id}
             ).one()
             # At most one write may have landed after the last acknowledgement was read.
             assert stored_version in (version, version + 1)
             if stored_version == version:
-                assert f'"port": {port_value}' in settings
+                assert f"s{n_value}@acme.example" in settings
     engine.dispose()
 
     # And the service starts again on that store and serves it.
