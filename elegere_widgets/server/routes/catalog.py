@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import ColumnElement, and_, or_, select
@@ -22,23 +22,25 @@ router = APIRouter(prefix="/workspaces/{ws}", tags=["workspace"])
 MAX_PAGE = 5000
 
 
+def _senders(
+    session: SessionDep, scope: WorkspaceScope, model: type[CustomActionRow] | type[SchedulerJobRow]
+) -> list[Any]:
+    return list(
+        session.scalars(
+            select(model).where(model.workspace_id == scope.workspace_id).order_by(model.name)
+        )
+    )
+
+
 @router.get("/custom-actions", response_model=list[models.CustomAction])
 def custom_actions(scope: WorkspaceScope, session: SessionDep) -> list[models.CustomAction]:
-    rows = session.scalars(
-        select(CustomActionRow)
-        .where(CustomActionRow.workspace_id == scope.workspace_id)
-        .order_by(CustomActionRow.name)
-    )
+    rows = _senders(session, scope, CustomActionRow)
     return [models.CustomAction.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.get("/scheduler-jobs", response_model=list[models.SchedulerJob])
 def scheduler_jobs(scope: WorkspaceScope, session: SessionDep) -> list[models.SchedulerJob]:
-    rows = session.scalars(
-        select(SchedulerJobRow)
-        .where(SchedulerJobRow.workspace_id == scope.workspace_id)
-        .order_by(SchedulerJobRow.name)
-    )
+    rows = _senders(session, scope, SchedulerJobRow)
     return [models.SchedulerJob.model_validate(r, from_attributes=True) for r in rows]
 
 

@@ -68,17 +68,20 @@ def _grant_target(session: SessionDep, caller: CallerDep, ws: str, user: str) ->
     return workspace.id, target.id
 
 
-@router.put("/workspaces/{ws}/admins/{user}", status_code=status.HTTP_204_NO_CONTENT)
-def grant_admin(ws: str, user: str, caller: CallerDep, session: SessionDep) -> Response:
-    ws_id, user_id = _grant_target(session, caller, ws, user)
-    exists = session.scalar(
+def _admin_grant(session: SessionDep, ws_id: str, user_id: str) -> RoleGrant | None:
+    return session.scalar(
         select(RoleGrant).where(
             RoleGrant.user_id == user_id,
             RoleGrant.role == "workspace_admin",
             RoleGrant.workspace_id == ws_id,
         )
     )
-    if exists is None:
+
+
+@router.put("/workspaces/{ws}/admins/{user}", status_code=status.HTTP_204_NO_CONTENT)
+def grant_admin(ws: str, user: str, caller: CallerDep, session: SessionDep) -> Response:
+    ws_id, user_id = _grant_target(session, caller, ws, user)
+    if _admin_grant(session, ws_id, user_id) is None:
         session.add(
             RoleGrant(
                 user_id=user_id,
@@ -96,13 +99,7 @@ def grant_admin(ws: str, user: str, caller: CallerDep, session: SessionDep) -> R
 @router.delete("/workspaces/{ws}/admins/{user}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_admin(ws: str, user: str, caller: CallerDep, session: SessionDep) -> Response:
     ws_id, user_id = _grant_target(session, caller, ws, user)
-    grant = session.scalar(
-        select(RoleGrant).where(
-            RoleGrant.user_id == user_id,
-            RoleGrant.role == "workspace_admin",
-            RoleGrant.workspace_id == ws_id,
-        )
-    )
+    grant = _admin_grant(session, ws_id, user_id)
     if grant is not None:
         session.delete(grant)
         session.commit()
