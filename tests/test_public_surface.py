@@ -17,10 +17,23 @@ def _public(module: object) -> set[str]:
 
 def test_all_lists_exactly_the_public_names() -> None:
     for module in (elegere_widgets, models, errors):
-        exported = set(module.__all__)
-        assert exported <= _public(module), module.__name__
-        for name in exported:
-            assert getattr(module, name) is not None
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"
+    assert set(models.__all__) <= _public(models)
+    assert set(errors.__all__) <= _public(errors)
+
+
+def test_the_service_does_not_load_the_widgets() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, elegere_widgets.server.app, elegere_widgets.server.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('ipywidgets', 'pandas', 'msal') or m.startswith('elegere_widgets.widgets')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def _imports(path: Path) -> set[str]:

@@ -12,6 +12,7 @@ import base64
 import binascii
 import ipaddress
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -21,12 +22,14 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretBytes,
     SecretStr,
     SerializationInfo,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -57,6 +60,8 @@ FIELD_LABELS: dict[str, str] = {
     "certificate_password": "Certificate Password",
     "test_token": "Test token",
     "server_id": "Server",
+    "settings": "Settings",
+    "body": "Request body",
 }
 
 SMTP_SECRET_FIELDS = ("password",)
@@ -81,7 +86,9 @@ def check_name(value: str) -> str:
         raise ValueError("Enter a name, for example 'Sales relay'.")
     if len(value) > NAME_MAX:
         raise ValueError(f"Name must be at most {NAME_MAX} characters; shorten it.")
-    if any(ord(c) < 32 for c in value):
+    # Cc is C0, DEL and C1 (NEL among them); Zl/Zp are U+2028/U+2029: all break a line in a
+    # list, a log or a CSV export just as "\n" does.
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
         raise ValueError("Name must not contain line breaks or control characters.")
     return value
 
@@ -116,6 +123,13 @@ def check_host(value: str) -> str:
             "or an IP address."
         )
     return host.lower()
+
+
+def refuse_bool_port(value: Any) -> Any:
+    # pydantic's lax int takes true as 1: a JSON boolean is a mistake, never port 1.
+    if isinstance(value, bool):
+        raise ValueError("Port must be a number from 1 to 65535, not true or false.")
+    return value
 
 
 def check_port(value: int) -> int:
@@ -174,7 +188,7 @@ def check_tenant(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(check_name)]
 Host = Annotated[str, AfterValidator(check_host)]
-Port = Annotated[int, AfterValidator(check_port)]
+Port = Annotated[int, BeforeValidator(refuse_bool_port), AfterValidator(check_port)]
 Account = Annotated[
     str,
     AfterValidator(
@@ -187,6 +201,23 @@ TenantId = Annotated[str, AfterValidator(check_tenant)]
 ClientId = Annotated[str, AfterValidator(lambda v: check_guid(v, "Client ID"))]
 
 
+def _storable_text(value: Any, info: ValidationInfo) -> Any:
+    """Refuse text no store or wire can carry: NUL, and lone surrogates (JSON's "\\ud800").
+
+    Python's JSON parser lets both through; SQLite and UTF-8 then fail on a surrogate, and
+    PostgreSQL on NUL, as a 500 at save time or, worse, on every later read of the row.
+    """
+    if isinstance(value, str) and (
+        "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value)
+    ):
+        label = FIELD_LABELS.get(info.field_name or "", info.field_name or "This field")
+        raise ValueError(
+            f"{label} contains a character that is not text (NUL or an unpaired surrogate); "
+            "type it again."
+        )
+    return value
+
+
 def _reveal(info: SerializationInfo) -> bool:
     return bool(info.context and info.context.get("reveal_secrets"))
 
@@ -196,6 +227,8 @@ def _reveal(info: SerializationInfo) -> bool:
 
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, validate_assignment=True)
+
+    _storable = field_validator("*", mode="before")(_storable_text)
 
     def public(self) -> dict[str, Any]:
         """The settings without any secret."""
@@ -298,6 +331,32 @@ class GraphSettings(_Settings):
         return GRAPH_SECRET_FIELDS
 
 
+#: The fields that say where a secret goes. A stored secret is only ever sent to the endpoint it
+#: was entered for: otherwise "change Server to my host, then test" would hand the stored
+#: password to whoever runs that host.
+ENDPOINT_FIELDS: dict[str, tuple[str, ...]] = {
+    "smtp": ("server", "port", "account"),
+    "microsoft_graph": ("tenant_id", "client_id", "account"),
+}
+
+
+def moved_endpoint_fields(
+    server_type: str, stored: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[str]:
+    """The endpoint fields whose value differs between the stored and the new settings."""
+    return [f for f in ENDPOINT_FIELDS[server_type] if stored.get(f) != new.get(f)]
+
+
+def reenter_secret_message(secret: str, moved: Sequence[str]) -> str:
+    """What to say when a stored secret may not follow the endpoint to its new place."""
+    label = FIELD_LABELS[secret]
+    what = " and ".join(FIELD_LABELS[f] for f in moved)
+    return (
+        f"Enter the {label} again: {what} changed, and a stored {label} is only used with "
+        "the server it was entered for."
+    )
+
+
 SETTINGS_BY_TYPE: dict[str, type[SmtpSettings] | type[GraphSettings]] = {
     "smtp": SmtpSettings,
     "microsoft_graph": GraphSettings,
@@ -311,6 +370,9 @@ TYPE_LABELS: dict[str, str] = {"smtp": "SMTP", "microsoft_graph": "Microsoft Gra
 
 class _ServerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    # Not "*": pydantic allows no before-validator on the discriminator, `type`.
+    _storable = field_validator("name", "test_token", "server_id", mode="before")(_storable_text)
 
     name: Name = Field(description="Unique among the servers the workspace can see.")
     test_token: str | None = Field(
@@ -346,6 +408,8 @@ class EmailServerPatch(BaseModel):
     """A partial update: omitted fields, and omitted secrets, stay as they are."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    _storable = field_validator("*", mode="before")(_storable_text)
 
     name: Name | None = None
     settings: dict[str, Any] = Field(default_factory=dict, repr=False)
@@ -463,7 +527,35 @@ _TYPE_MESSAGES: dict[str, str] = {
     "model_type": "{label} must be an object of fields.",
     "model_attributes_type": "{label} must be an object of fields.",
     "string_too_long": "{label} is too long.",
+    "string_unicode": "{label} holds text that is not valid Unicode (an unpaired surrogate).",
+    "int_parsing_size": "{label} must be a whole number (this one has too many digits).",
+    "finite_number": "{label} must be a whole number.",
 }
+
+#: Where a location starts, what contains the field rather than being one: FastAPI's request
+#: part, then the union's tag, then a spec's settings. Only as containers: a location that
+#: ends there names that field (a missing `settings`, or an unknown field called "smtp").
+_LOC_CONTAINERS: tuple[frozenset[str], ...] = (
+    frozenset({"body", "query", "path", "header", "cookie"}),
+    frozenset(SETTINGS_BY_TYPE),
+    frozenset({"settings"}),
+)
+
+
+def _field_of(loc: Sequence[Any], kind: str) -> str:
+    parts = [str(p) for p in loc if isinstance(p, str)]  # list positions name no field
+    for containers in _LOC_CONTAINERS:
+        if len(parts) > 1 and parts[0] in containers:
+            parts = parts[1:]
+    # Left with the body, or the union's tag for an error of the object itself (a key that is
+    # not text): the document is at fault, not one field. An unknown field keeps its name.
+    if (
+        not parts
+        or parts == ["body"]
+        or (parts[0] in SETTINGS_BY_TYPE and kind != "extra_forbidden")
+    ):
+        return "body"
+    return parts[-1]
 
 
 def field_errors(exc: ValidationError | Sequence[Mapping[str, Any]]) -> list[FieldError]:
@@ -476,9 +568,7 @@ def field_errors(exc: ValidationError | Sequence[Mapping[str, Any]]) -> list[Fie
         else exc
     )
     for err in errors:
-        loc = [str(p) for p in err["loc"] if isinstance(p, str)]
-        loc = [p for p in loc if p not in ("smtp", "microsoft_graph", "settings", "body")]
-        field = loc[-1] if loc else "type"
+        field = _field_of(err["loc"], err["type"])
         kind = err["type"]
         label = FIELD_LABELS.get(field, field)
         if kind == "value_error":

@@ -30,7 +30,6 @@ from ..errors import (
     VersionRequired,
 )
 from ..models import (
-    FIELD_LABELS,
     SECRET_FIELDS,
     SETTINGS_BY_TYPE,
     ConnectionTestResult,
@@ -44,7 +43,12 @@ from ..models import (
     UsageCounts,
     field_errors,
 )
-from ..models.servers import GraphServerSpec, SmtpServerSpec
+from ..models.servers import (
+    GraphServerSpec,
+    SmtpServerSpec,
+    moved_endpoint_fields,
+    reenter_secret_message,
+)
 from . import audit_log
 from .connections import run_connection_test, send_test_message
 from .context import ServiceContext
@@ -244,42 +248,22 @@ def _with_days_left(settings: dict[str, Any]) -> dict[str, Any]:
     return {**settings, "certificate_info": {**info, "days_left": days_left}}
 
 
-# The fields that say where a secret goes: a stored secret is only ever sent there.
-ENDPOINT_FIELDS: dict[str, tuple[str, ...]] = {
-    "smtp": ("server", "port", "account"),
-    "microsoft_graph": ("tenant_id", "client_id", "account"),
-}
-
-
 def _keep_secrets_with_their_server(
     row: EmailServerRow,
     settings: AnySettings,
     given: Mapping[str, Any],
     stored_secrets: Mapping[str, str],
 ) -> None:
-    """Refuse to reuse a stored secret for another server, account or tenant.
-
-    Otherwise "change Server to my host, then test" would hand the stored password to
-    whoever runs that host: the secret must be entered again along with the new endpoint.
-    """
-    new = settings.public()
-    moved = [f for f in ENDPOINT_FIELDS[row.type] if row.settings.get(f) != new.get(f)]
+    """Refuse to reuse a stored secret for another server, account or tenant."""
+    moved = moved_endpoint_fields(row.type, row.settings, settings.public())
     missing = [name for name in stored_secrets if name not in given]
-    if not (moved and missing):
-        return
-    what = " and ".join(FIELD_LABELS[f] for f in moved)
-    raise InvalidSettings(
-        field_errors=[
-            FieldError(
-                field=name,
-                message=(
-                    f"Enter the {FIELD_LABELS[name]} again: {what} changed, and a stored "
-                    f"{FIELD_LABELS[name]} is only used with the server it was entered for."
-                ),
-            )
-            for name in missing
-        ]
-    )
+    if moved and missing:
+        raise InvalidSettings(
+            field_errors=[
+                FieldError(field=name, message=reenter_secret_message(name, moved))
+                for name in missing
+            ]
+        )
 
 
 def _check_name_free(

@@ -1,9 +1,14 @@
-"""Refuse bodies over the limit before they are read whole (413, problem+json)."""
+"""Refuse bodies over the limit before they are read whole (413, problem+json).
+
+A declared Content-Length over the limit is refused before a byte of the body is read. A
+chunked (or understated) body is counted as it arrives: the 413 goes out as soon as the count
+passes the limit, with ``Connection: close``, so that the server stops reading the rest rather
+than draining a body of any size to keep the connection alive.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import PayloadTooLarge
@@ -19,14 +24,17 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    def _error(self) -> Any:
+    def _error(self) -> Response:
         mib = self.max_bytes / (1024 * 1024)
-        return problem_response(
+        response = problem_response(
             PayloadTooLarge(
                 f"The request body is over the {mib:g} MiB limit; send a smaller certificate "
                 "or fewer data."
             )
         )
+        # The rest of the body is never read: the connection cannot carry another request.
+        response.headers["Connection"] = "close"
+        return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,18 +47,26 @@ class BodySizeLimit:
             return
         received = 0
         started = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, rejected
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    if not started and not rejected:
+                        # Answer now, from here: the framework reading the body turns any
+                        # exception into its own 400, which would hide the 413.
+                        rejected = True
+                        await self._error()(scope, receive, send)
                     raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if rejected:
+                return  # the 413 went out already; drop the app's answer to the aborted read
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -58,5 +74,5 @@ class BodySizeLimit:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
-            if not started:
+            if not started and not rejected:
                 await self._error()(scope, receive, send)

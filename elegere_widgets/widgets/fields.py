@@ -1,0 +1,197 @@
+"""The input of each setting, labelled as in the product, with its error line below it.
+
+ipywidgets has no blur event: Text fields use ``continuous_update=False``, so their value
+commits when the user leaves the field (or presses Enter), and the form validates on that
+change. Secrets use ``Password`` (masked; its repr never shows the value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import ipywidgets
+
+from ..models import FIELD_LABELS
+from .common import css, esc, set_visible
+
+Kind = Literal["text", "int", "bool", "password", "file"]
+
+CERTIFICATE_ACCEPT = ".pfx,.p12,.cer,.crt,.pem"
+LABEL_WIDTH = "150px"
+INPUT_WIDTH = "520px"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a form: its API name, the input it needs and a placeholder."""
+
+    name: str
+    kind: Kind
+    placeholder: str = ""
+    secret: bool = False
+
+    @property
+    def label(self) -> str:
+        return FIELD_LABELS[self.name]
+
+
+SMTP_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("name", "text", "Sales relay"),
+    FieldSpec("server", "text", "smtp.example.com"),
+    FieldSpec("port", "int"),
+    FieldSpec("use_ssl", "bool"),
+    FieldSpec("account", "text", "the login name the server expects"),
+    FieldSpec("sender_address", "text", "notifications@example.com"),
+    FieldSpec("password", "password", secret=True),
+)
+
+GRAPH_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("name", "text", "Sales mailbox"),
+    FieldSpec("account", "text", "the mailbox mail is sent as: notifications@contoso.com"),
+    FieldSpec("tenant_id", "text", "directory GUID or contoso.onmicrosoft.com"),
+    FieldSpec("client_id", "text", "00000000-0000-0000-0000-000000000000"),
+    FieldSpec("certificate", "file", secret=True),
+    FieldSpec("certificate_alias", "text", "only for a .pfx that holds several keys"),
+    FieldSpec("certificate_password", "password", secret=True),
+)
+
+
+def make_input(spec: FieldSpec) -> ipywidgets.ValueWidget:
+    """The input widget of a field, with the classes ``elegere-field elegere-field-<name>``."""
+    style = {"description_width": LABEL_WIDTH}
+    widget: ipywidgets.ValueWidget
+    if spec.kind == "text":
+        widget = ipywidgets.Text(
+            description=spec.label,
+            placeholder=spec.placeholder,
+            continuous_update=False,
+            style=style,
+            layout={"width": INPUT_WIDTH},
+        )
+    elif spec.kind == "password":
+        widget = ipywidgets.Password(
+            description=spec.label,
+            continuous_update=False,
+            style=style,
+            layout={"width": INPUT_WIDTH},
+        )
+    elif spec.kind == "int":
+        widget = ipywidgets.IntText(
+            description=spec.label,
+            continuous_update=False,
+            style=style,
+            layout={"width": INPUT_WIDTH},
+        )
+    elif spec.kind == "bool":
+        widget = ipywidgets.Checkbox(description=spec.label, indent=True, style=style)
+    else:
+        widget = ipywidgets.FileUpload(
+            accept=CERTIFICATE_ACCEPT,
+            multiple=False,
+            description="Choose file…",
+            tooltip=f"{spec.label}: a {CERTIFICATE_ACCEPT.replace(',', ', ')} file",
+        )
+    return css(widget, "elegere-field", f"elegere-field-{spec.name}")
+
+
+class FieldRow(ipywidgets.VBox):  # type: ignore[misc]
+    """The input, and below it the field's error (hidden while there is none)."""
+
+    def __init__(self, spec: FieldSpec) -> None:
+        self.spec = spec
+        self.input = make_input(spec)
+        self.error = css(ipywidgets.HTML(), "elegere-field-error", f"elegere-error-{spec.name}")
+        self.error_text = ""
+        self.note = css(ipywidgets.HTML(), "elegere-field-note", f"elegere-note-{spec.name}")
+        set_visible(self.error, False)
+        set_visible(self.note, False)
+        if spec.kind == "file":
+            # Right-aligned like the other fields' descriptions.
+            label = ipywidgets.HTML(
+                f'<div style="text-align:right;padding-right:8px">{esc(spec.label)}</div>',
+                layout=ipywidgets.Layout(width=LABEL_WIDTH),
+            )
+            self.file_name = css(ipywidgets.Label(""), f"elegere-file-name-{spec.name}")
+            top: ipywidgets.Widget = ipywidgets.HBox([label, self.input, self.file_name])
+        else:
+            top = self.input
+        margin = f"0 0 0 calc({LABEL_WIDTH} + 4px)"
+        self.error.layout.margin = margin
+        self.note.layout.margin = margin
+        super().__init__([top, self.note, self.error])
+        css(self, "elegere-field-row", f"elegere-field-row-{spec.name}")
+
+    def show_error(self, message: str | None) -> None:
+        self.error_text = message or ""
+        self.error.value = (
+            f'<span style="color:#c62828;font-size:90%">{esc(message)}</span>' if message else ""
+        )
+        set_visible(self.error, bool(message))
+
+    def show_note(self, message: str | None) -> None:
+        self.note.value = (
+            f'<span style="color:#607d8b;font-size:90%">{esc(message)}</span>' if message else ""
+        )
+        set_visible(self.note, bool(message))
+
+    # ------------------------------------------------------------ values
+
+    def get(self) -> Any:
+        """The value for the settings: text stripped by the models, a file as bytes or None."""
+        if self.spec.kind == "file":
+            return uploaded_bytes(self.input)
+        return self.input.value
+
+    def set(self, value: Any) -> None:
+        if self.spec.kind == "file":
+            self.input.value = ()
+        elif self.spec.kind == "int":
+            self.input.value = int(value) if value is not None else 0
+        elif self.spec.kind == "bool":
+            self.input.value = bool(value)
+        else:
+            self.input.value = "" if value is None else str(value)
+
+    def is_empty(self) -> bool:
+        value = self.get()
+        return value is None or value == "" or value == b""
+
+    def clear(self) -> None:
+        """Empty the field (secrets after a save)."""
+        if self.spec.kind == "file":
+            self.input.value = ()
+            self.file_name.value = ""
+        elif self.spec.kind in ("text", "password"):
+            self.input.value = ""
+
+
+def uploaded_bytes(upload: ipywidgets.FileUpload) -> bytes | None:
+    """The content of the one uploaded file, or None."""
+    files = upload.value
+    if not files:
+        return None
+    content = files[0].get("content", b"")
+    return bytes(content) if content else None
+
+
+def uploaded_name(upload: ipywidgets.FileUpload) -> str:
+    files = upload.value
+    if not files:
+        return ""
+    first = files[0]
+    return f"{first.get('name', 'file')} ({len(bytes(first.get('content', b'')))} bytes)"
+
+
+def upload_value(name: str, content: bytes) -> tuple[dict[str, Any], ...]:
+    """A FileUpload value as the front end sends it: for tests and for scripts."""
+    return (
+        {
+            "name": name,
+            "type": "application/octet-stream",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.now(UTC),
+        },
+    )

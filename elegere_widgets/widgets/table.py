@@ -1,0 +1,263 @@
+"""The table of a workspace's email servers, one page at a time.
+
+Columns: Name, Type, the key setting (server:port or the mailbox), Scope, Used by, Last test,
+and Settings / Delete on own rows (disabled, with a tooltip saying why, on inherited rows).
+
+Rows are widgets that are built once and reused: a page shows at most ``page_size`` of them,
+and neither paging nor a refresh builds new ones. Rows share their cells' layouts and styles,
+so one is 10 widget models (26 with its own; 200 rows of those would be 5,200). The table only shows data and calls
+back: ``ServersTable(on_settings=…, on_delete=…).show(servers)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import ipywidgets
+from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
+
+from ..models import EmailServer
+from .common import button, close_tree, css, esc, set_visible
+from .formatting import INHERITED_MARK, OWN_MARK, last_test, used_by
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Name", "190px"),
+    ("Type", "125px"),
+    ("Server / Account", "220px"),
+    ("Scope", "215px"),
+    ("Used by", "240px"),
+    ("Last test", "120px"),
+)
+ROW_LINE = "1px solid #eceff1"
+INHERITED_TIP = (
+    "Inherited from the Organization: only the Organization's Admin or IT Delegates can "
+    "change or delete it."
+)
+PAGE_SIZE = 25
+
+Callback = Callable[[EmailServer], None]
+
+
+class _Shared:
+    """Layouts and styles that every row shares: a row is then 10 widget models, not 26."""
+
+    def __init__(self) -> None:
+        self.layouts = [ipywidgets.Layout(width=w) for _, w in COLUMNS]
+        self.label_style = LabelStyle()
+        self.html_style = HTMLStyle()
+        self.button_style = ipywidgets.ButtonStyle()
+        self.settings_layout = ipywidgets.Layout(width="100px")
+        self.delete_layout = ipywidgets.Layout(width="90px")
+
+    def widgets(self) -> list[ipywidgets.Widget]:
+        return [
+            *self.layouts,
+            self.label_style,
+            self.html_style,
+            self.button_style,
+            self.settings_layout,
+            self.delete_layout,
+        ]
+
+
+class ServerRow(ipywidgets.HBox):  # type: ignore[misc]
+    """One row; ``show(server)`` fills it again, so the same widgets serve every page."""
+
+    def __init__(self, on_settings: Callback, on_delete: Callback, shared: _Shared) -> None:
+        self.server: EmailServer | None = None
+
+        def cell(column: int, name: str) -> ipywidgets.Label:
+            label = ipywidgets.Label("", layout=shared.layouts[column], style=shared.label_style)
+            return css(label, f"elegere-cell-{name}")
+
+        self.name_label = cell(0, "name")
+        self.type_label = cell(1, "type")
+        self.key_label = cell(2, "key")
+        self.scope_label = css(
+            ipywidgets.HTML(layout=shared.layouts[3], style=shared.html_style),
+            "elegere-cell-scope",
+        )
+        self.used_by_label = cell(4, "used-by")
+        self.last_test_label = cell(5, "last-test")
+        self.settings_button = button(
+            "Settings",
+            "elegere-settings",
+            icon="cog",
+            layout=shared.settings_layout,
+            style=shared.button_style,
+        )
+        self.delete_button = button(
+            "Delete",
+            "elegere-delete",
+            icon="trash",
+            button_style="danger",
+            layout=shared.delete_layout,
+            style=shared.button_style,
+        )
+        self.settings_button.on_click(lambda _b: self.server and on_settings(self.server))
+        self.delete_button.on_click(lambda _b: self.server and on_delete(self.server))
+        self._id_class = ""
+        super().__init__(
+            [
+                self.name_label,
+                self.type_label,
+                self.key_label,
+                self.scope_label,
+                self.used_by_label,
+                self.last_test_label,
+                self.settings_button,
+                self.delete_button,
+            ]
+        )
+        self.layout.align_items = "center"
+        self.layout.border_bottom = ROW_LINE
+        css(self, "elegere-row")
+
+    def show(self, server: EmailServer, *, highlight: bool = False) -> None:
+        self.server = server
+        # A class per server id lets a browser test find "the row of srv_…" on any page.
+        if self._id_class:
+            self.remove_class(self._id_class)
+        self._id_class = f"elegere-row-{server.id}"
+        self.add_class(self._id_class)
+        self.name_label.value = server.name
+        self.name_label.tooltip = server.name
+        self.type_label.value = server.type_label
+        self.key_label.value = server.key_setting
+        self.key_label.tooltip = server.key_setting
+        if server.inherited:
+            self.scope_label.value = (
+                '<span class="elegere-inherited" style="background:#eceff1;color:#37474f;'
+                'padding:1px 8px;border-radius:8px;white-space:nowrap;font-size:90%">'
+                f"⤓ {esc(INHERITED_MARK)}</span>"
+            )
+        else:
+            self.scope_label.value = f'<span class="elegere-own">{esc(OWN_MARK)}</span>'
+        self.used_by_label.value = used_by(server.usage)
+        text, tip = last_test(server.last_test)
+        self.last_test_label.value = text
+        self.last_test_label.tooltip = tip
+        if server.inherited:
+            tips = (INHERITED_TIP, INHERITED_TIP)
+        else:
+            tips = (f"Change the settings of '{server.name}'", f"Delete '{server.name}'")
+        for control, tip in zip((self.settings_button, self.delete_button), tips, strict=True):
+            control.disabled = server.inherited
+            control.tooltip = tip
+        (self.add_class if highlight else self.remove_class)("elegere-row-highlight")
+        if highlight:
+            self.layout.border = "2px solid #43a047"
+        else:
+            self.layout.border = None
+            self.layout.border_bottom = ROW_LINE
+        self.layout.display = None
+
+    @property
+    def cells(self) -> list[str]:
+        """What the row shows, as text: for tests and for reading."""
+        scope = INHERITED_MARK if self.server is not None and self.server.inherited else OWN_MARK
+        return [
+            self.name_label.value,
+            self.type_label.value,
+            self.key_label.value,
+            scope,
+            self.used_by_label.value,
+            self.last_test_label.value,
+        ]
+
+
+class ServersTable(ipywidgets.VBox):  # type: ignore[misc]
+    """Header, the rows of the current page, and Prev / "1–25 of 200" / Next."""
+
+    def __init__(
+        self, *, on_settings: Callback, on_delete: Callback, page_size: int = PAGE_SIZE
+    ) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}.")
+        self.page_size = page_size
+        self.page = 0
+        self.servers: list[EmailServer] = []
+        self._on_settings = on_settings
+        self._on_delete = on_delete
+        self._pool: list[ServerRow] = []
+        self._shared = _Shared()
+        self._shown = 0
+        self.header = css(
+            ipywidgets.HBox(
+                [
+                    ipywidgets.HTML(f"<b>{esc(title)}</b>", layout=ipywidgets.Layout(width=w))
+                    for title, w in COLUMNS
+                ]
+            ),
+            "elegere-table-header",
+        )
+        self.rows_box = css(ipywidgets.VBox(), "elegere-rows")
+        self.empty_message = css(
+            ipywidgets.HTML("<i>No email servers yet: add one with Add Email Server.</i>"),
+            "elegere-empty",
+        )
+        self.prev_page_button = button("Prev", "elegere-prev-page", icon="chevron-left")
+        self.next_page_button = button("Next", "elegere-next-page", icon="chevron-right")
+        self.page_label = css(ipywidgets.Label(""), "elegere-page-label")
+        self.prev_page_button.on_click(lambda _b: self.go_to_page(self.page - 1))
+        self.next_page_button.on_click(lambda _b: self.go_to_page(self.page + 1))
+        self.pager = css(
+            ipywidgets.HBox([self.prev_page_button, self.page_label, self.next_page_button]),
+            "elegere-pager",
+        )
+        super().__init__([self.header, self.rows_box, self.empty_message, self.pager])
+        css(self, "elegere-table")
+        self._render(None)
+
+    @property
+    def rows(self) -> list[ServerRow]:
+        """The rows of the current page, top to bottom."""
+        return self._pool[: self._shown]
+
+    @property
+    def page_count(self) -> int:
+        return max(1, -(-len(self.servers) // self.page_size))
+
+    def show(self, servers: Sequence[EmailServer], *, focus: str | None = None) -> None:
+        """Show these servers; ``focus`` (a server id) opens its page and highlights its row."""
+        self.servers = list(servers)
+        index = next((i for i, s in enumerate(self.servers) if s.id == focus), None)
+        if index is not None:
+            self.page = index // self.page_size
+        self.page = min(self.page, self.page_count - 1)
+        self._render(focus)
+
+    def go_to_page(self, page: int) -> None:
+        self.page = max(0, min(page, self.page_count - 1))
+        self._render(None)
+
+    def row_for(self, server_id: str) -> ServerRow | None:
+        """The row of a server on the current page."""
+        return next((r for r in self.rows if r.server and r.server.id == server_id), None)
+
+    def _render(self, focus: str | None) -> None:
+        start = self.page * self.page_size
+        page = self.servers[start : start + self.page_size]
+        while len(self._pool) < len(page):  # grows to one page at most, never per refresh
+            self._pool.append(ServerRow(self._on_settings, self._on_delete, self._shared))
+        for row, server in zip(self._pool, page, strict=False):
+            row.show(server, highlight=server.id == focus)
+        self._shown = len(page)
+        if tuple(self.rows_box.children) != tuple(self.rows):
+            self.rows_box.children = self.rows
+        total = len(self.servers)
+        set_visible(self.empty_message, total == 0)
+        set_visible(self.header, total > 0)
+        set_visible(self.pager, total > self.page_size)
+        self.page_label.value = f"{start + 1}–{start + len(page)} of {total}" if total else "0 of 0"
+        self.prev_page_button.disabled = self.page == 0
+        self.next_page_button.disabled = self.page >= self.page_count - 1
+
+    def close(self) -> None:
+        # Also called by Widget.__del__, possibly on a half-built table.
+        for row in getattr(self, "_pool", ()):  # rows off the page are alive too
+            close_tree(row)
+        shared = getattr(self, "_shared", None)
+        for widget in shared.widgets() if shared else ():
+            widget.close()
+        close_tree(self)

@@ -1,0 +1,183 @@
+"""Update Email Server: the settings form filled with the stored server, Save and Cancel, and an
+optional Test Connection that reuses the stored secrets (``server_id``).
+
+Save calls ``on_save(patch, version)`` with only what changed; a StaleVersion (someone else
+saved first) says so and shows Reload, which calls ``on_reload()``: the owner fetches the
+server again and hands it to :meth:`UpdateServerView.load`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ipywidgets
+
+from ..errors import ElegereError, InvalidSettings, NameTaken, StaleVersion
+from ..models import EmailServer, EmailServerPatch
+from .common import (
+    Runner,
+    StatusLine,
+    button,
+    close_tree,
+    css,
+    esc,
+    handles_errors,
+    logger,
+    set_visible,
+)
+from .connection_test import ConnectionTestView, TestCall
+from .forms import ServerForm, form_for
+from .state import Spec, TestTracker, fingerprint
+
+
+class UpdateServerView(ipywidgets.VBox):  # type: ignore[misc]
+    """The Update Email Server form; every control is an attribute a test can click."""
+
+    def __init__(
+        self,
+        server: EmailServer,
+        *,
+        on_save: Callable[[EmailServerPatch, int], None],
+        on_cancel: Callable[[], None],
+        on_reload: Callable[[], None],
+        on_test: TestCall | None = None,
+        run_in_thread: Runner | None = None,
+    ) -> None:
+        self.server = server
+        self._on_save = on_save
+        self._on_cancel = on_cancel
+        self._on_reload = on_reload
+        self.title = css(ipywidgets.HTML(), "elegere-update-title")
+        self.form: ServerForm = form_for(server.type, server)
+        self.tracker = TestTracker()
+        self.tester: ConnectionTestView | None = None
+        if on_test is not None:
+            self.tester = ConnectionTestView(
+                tracker=self.tracker,
+                get_spec=self._spec_to_test,
+                on_test=on_test,
+                on_error=self._test_error,
+                on_update=self._refresh,
+                run_in_thread=run_in_thread,
+            )
+        self.test_button = self.tester.test_button if self.tester else None
+        self.save_button = button("Save", "elegere-save", icon="save", button_style="primary")
+        self.cancel_button = button("Cancel", "elegere-cancel-update")
+        self.reload_button = button("Reload", "elegere-reload", icon="refresh")
+        set_visible(self.reload_button, False)
+        self.status = StatusLine("elegere-update-status")
+        self.form.on_change(self._on_settings_changed)
+        self.save_button.on_click(self._on_save_click)
+        self.cancel_button.on_click(self._on_cancel_click)
+        self.reload_button.on_click(self._on_reload_click)
+        children: list[ipywidgets.Widget] = [self.title, self.form]
+        if self.tester is not None:
+            children.append(self.tester)
+        children += [
+            ipywidgets.HBox([self.save_button, self.cancel_button, self.reload_button]),
+            self.status,
+        ]
+        super().__init__(
+            children, layout=ipywidgets.Layout(border="1px solid #cfd8dc", padding="4px 12px")
+        )
+        css(self, "elegere-update")
+        self._show_title()
+        self._refresh()
+
+    def _show_title(self) -> None:
+        self.title.value = (
+            f"<h4>Update Email Server — {esc(self.server.name)} "
+            f'<span style="color:#90a4ae;font-weight:normal">({esc(self.server.type_label)}, '
+            f"version {self.server.version})</span></h4>"
+        )
+
+    def load(self, server: EmailServer) -> None:
+        """Show the server as stored now (after Reload); the user makes the change again."""
+        self.server = server
+        self.form.load(server)
+        self.tracker.reset()
+        if self.tester is not None:
+            self.tester.result = None
+            self.tester.stages.value = ""
+            self.tester.status.clear()
+        set_visible(self.reload_button, False)
+        self._show_title()
+        self.status.info(f"Reloaded '{server.name}' (version {server.version}).")
+        self._refresh()
+
+    def _refresh(self) -> None:
+        running = self.tracker.running
+        self.save_button.disabled = running
+        if self.tester is not None:
+            self.tester.test_button.disabled = running
+            self.tester.cancel_test_button.disabled = not running
+
+    # ------------------------------------------------------------ test
+
+    def _spec_to_test(self) -> tuple[Spec, str]:
+        spec = self.form.spec(server_id=self.server.id)  # stored secrets fill the empty ones
+        return spec, fingerprint(spec)
+
+    def _on_settings_changed(self) -> None:
+        if self.tester is None:
+            return
+        try:
+            fp = self.form.fingerprint(server_id=self.server.id)
+            self.tester.mark_stale(self.tracker.status(fp))
+        except Exception:  # the form calls this from its observer: never let it escape
+            logger.exception("Bug after a settings change")
+
+    def _test_error(self, exc: ElegereError) -> None:
+        if isinstance(exc, InvalidSettings):
+            self.form.show_errors(exc.field_errors)
+
+    # ------------------------------------------------------------ handlers
+
+    @handles_errors
+    def _on_save_click(self, _button: object = None) -> None:
+        patch = self.form.patch()
+        if patch.name is None and not patch.settings:
+            self.status.info("Nothing to save: no field changed.")
+            return
+        self.save_button.disabled = True
+        self.status.busy("Saving…")
+        try:
+            self._on_save(patch, self.server.version)
+        finally:
+            if self.comm is not None:
+                self._refresh()
+        # Saved: nothing secret stays in a widget, even if the owner keeps the view open.
+        self.form.clear_secrets()
+
+    @handles_errors
+    def _on_cancel_click(self, _button: object = None) -> None:
+        self._on_cancel()
+
+    @handles_errors
+    def _on_reload_click(self, _button: object = None) -> None:
+        self._on_reload()
+
+    def show_error(self, exc: ElegereError) -> None:
+        if isinstance(exc, StaleVersion):
+            self.status.error(
+                f"Someone else saved '{self.server.name}' first, so your change was not saved. "
+                "Reload to see the current settings, then make your change again."
+            )
+            set_visible(self.reload_button, True)
+        elif isinstance(exc, InvalidSettings) and exc.field_errors:
+            elsewhere = self.form.show_errors(exc.field_errors)
+            self.status.error(f"Fix the fields marked in red. {' '.join(elsewhere.values())}")
+        elif isinstance(exc, NameTaken):
+            self.form.show_errors({"name": str(exc)})
+            self.status.error(str(exc))
+        else:
+            self.status.error(str(exc))
+
+    def close(self) -> None:
+        tracker = getattr(self, "tracker", None)  # close() also runs from Widget.__del__
+        if tracker is not None:
+            tracker.cancel()
+        form = getattr(self, "form", None)
+        if form is not None:
+            form.clear_secrets()
+        close_tree(self)
