@@ -103,11 +103,13 @@ class Http:
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         api: bool = True,
+        stream: bool = False,
     ) -> httpx.Response:
         """Send one request; answer the 2xx response or raise the matching error.
 
         ``path`` is below ``/api/v1`` unless ``api`` is false (the sign-in endpoint lives at
-        the service root).
+        the service root). With ``stream`` the body of a 2xx answer is left unread for the
+        caller (who must close the response); an error's body is read, to map it.
         """
         url = self.base_url + (API_PREFIX if api else "") + path
         sent_headers = {
@@ -119,7 +121,7 @@ class Http:
         sent_headers.update(headers or {})
         started = time.perf_counter()
         try:
-            response = self._client.request(
+            request = self._client.build_request(
                 method,
                 url,
                 params=params,
@@ -128,6 +130,10 @@ class Http:
                 headers=sent_headers,
                 timeout=self.timeout,
             )
+            # With stream, the timeout bounds each network wait, not the whole transfer.
+            response = self._client.send(request, stream=stream)
+            if stream and not response.is_success:
+                response.read()  # a problem+json body is small; the error mapping reads it
         except httpx.TransportError as exc:
             raise unreachable(exc, self.display_url, self.timeout) from exc
         except httpx.RequestError as exc:  # e.g. a body a proxy compressed badly

@@ -1,0 +1,58 @@
+"""Audits of email-server usage as pandas DataFrames: which servers, used by what, how well.
+
+::
+
+    from elegere_widgets import audit
+    from elegere_widgets.client import Client
+
+    with Client.from_env() as client:
+        servers = audit.servers_frame(client)          # every workspace you administer
+        usages = audit.usages_frame(client, ["Sales"])
+        deliveries = audit.deliveries_frame(client, since=start)
+        audit.failure_rate_per_server(deliveries)
+
+Everything is read through the API as the caller, so a frame holds what that caller may see
+and never a secret (the API has none to give). This package is the only one that imports
+pandas: the service, the client and the widgets stay free of it.
+
+Deliveries come from the streamed CSV export (``client.deliveries.export``) and are parsed
+column-wise by pyarrow as they download, never row by row in Python, so a year of a busy
+organization (a million rows) stays practical in time and memory. The summaries take the
+frames and return frames, ready to plot.
+"""
+
+from __future__ import annotations
+
+from .frames import (
+    DELIVERY_COLUMNS,
+    DELIVERY_KINDS,
+    DELIVERY_STATUSES,
+    FAILED_STATUSES,
+    deliveries_frame,
+    servers_frame,
+    usages_frame,
+)
+from .summaries import (
+    deliveries_per_server_per_day,
+    expiring_certificates,
+    failure_rate_per_server,
+    inherited_only_workspaces,
+    stale_or_failed_tests,
+    unused_servers,
+)
+
+__all__ = [
+    "DELIVERY_COLUMNS",
+    "DELIVERY_KINDS",
+    "DELIVERY_STATUSES",
+    "FAILED_STATUSES",
+    "deliveries_frame",
+    "deliveries_per_server_per_day",
+    "expiring_certificates",
+    "failure_rate_per_server",
+    "inherited_only_workspaces",
+    "servers_frame",
+    "stale_or_failed_tests",
+    "unused_servers",
+    "usages_frame",
+]

@@ -1,0 +1,65 @@
+"""``notebooks/audit_server_usage.ipynb`` runs top to bottom against the seeded service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from elegere_widgets.client import Client
+from tests.fixtures.service import RunningService
+
+from .support import SQLITE_ONLY, SUPPORT
+
+NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "audit_server_usage.ipynb"
+
+
+def test_the_notebook_is_committed_clean_with_a_parameters_cell() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "outputs stored"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "ELEGERE_URL = None" in tagged[0].source
+    # Each code cell reads as a how-to: a Markdown cell comes before it, or it is a parameter.
+    for before, cell in zip(nb.cells, nb.cells[1:], strict=False):
+        if cell.cell_type == "code" and cell is not tagged[0]:
+            assert before.cell_type == "markdown", cell.source[:60]
+
+
+@SQLITE_ONLY
+def test_the_notebook_runs_without_errors(
+    service: RunningService, delegate: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both workspaces, so that every finding has something to show (Support has no server
+    # of its own; the mailer's last test is 40 days old).
+    delegate.workspaces.grant_admin(SUPPORT, "admin@acme.example")
+    # The kernel inherits this process's environment: the notebook's default path.
+    monkeypatch.setenv("ELEGERE_URL", service.url)
+    monkeypatch.setenv("ELEGERE_TOKEN", service.tokens["admin@acme.example"])
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+
+    NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
+
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, "\n".join(f"{o.ename}: {o.evalue}" for o in errors)
+    stderr = [o.text for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    assert not stderr, stderr
+    text = "\n".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs
+    )
+    assert "Signed in to" in text and "Alex Admin" in text
+    assert "Sales Mailer" in text and "Acme Relay" in text
+    assert "last test older than 30 days" in text  # the demo's mailer
+    assert "Support" in text  # relies only on the inherited relay
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # deliveries per day, failure rate
