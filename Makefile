@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format venv clean
+.PHONY: run test bench lint format venv clean
 
 # Reinstall only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -15,13 +15,19 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## make run: the service on the embedded SQLite store with the demo data (Ctrl-C stops it)
+## make run: the service on the embedded SQLite store with the demo data, a demo SMTP server and
+## the Voilà dashboard, signed in as the demo Workspace Admin (Ctrl-C stops it all).
+## ELEGERE_PORT / VOILA_PORT pick the ports; `make run RUN_ARGS=--sign-in` shows the sign-in form.
 run: venv
-	$(BIN)/elegere serve --demo --port $${ELEGERE_PORT:-8765}
+	$(BIN)/python -m elegere_widgets.dashboard.launch $(RUN_ARGS)
 
 ## make test: lint, then every test (PostgreSQL too when ELEGERE_TEST_DATABASE_URL is set)
 test: venv lint
 	$(BIN)/pytest
+
+## make bench: each figure against a baseline measured in the same run (never part of make test)
+bench: venv
+	PYTHONPATH=. $(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check elegere_widgets tests

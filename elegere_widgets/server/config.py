@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..connectivity.egress import parse_ports
 
@@ -27,10 +28,10 @@ class Settings(BaseSettings):
         repr=False,
         description="Fernet key(s), comma-separated, newest first; default: data_dir/secret.key.",
     )
-    egress_allow: list[str] = Field(
+    egress_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Networks connection tests may reach despite the guard."
     )
-    egress_allow_ports: list[str] = Field(
+    egress_allow_ports: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Ports besides 25, 465, 587 and 2525 that connection tests may reach.",
     )
