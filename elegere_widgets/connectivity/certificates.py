@@ -7,7 +7,8 @@ DER or PEM). ``load_credential`` turns any of them into one key and its certific
 one of the errors below, each a plain message that says what to fix::
 
     CertificateError                   base; ``field`` names the setting to correct
-    ├── CertificateTooLarge            over 1 MiB: not a certificate file
+    ├── CertificateTooLarge            over 1 MiB, or more keys, certificates or key-derivation
+    │                                  rounds than a keystore holds: refused before the work
     ├── CorruptCertificate             not a .pfx/.p12/.pem/.cer/.crt, or damaged (truncated)
     ├── WrongPassword                  the Certificate Password is missing or does not open it
     ├── NoPrivateKey                   a certificate without its key (a .cer alone)
@@ -23,6 +24,8 @@ No message, repr or log line carries a password or a key.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +47,9 @@ from ..models.servers import CERTIFICATE_MAX_BYTES, CertificateInfo
 
 __all__ = [
     "CERTIFICATE_MAX_BYTES",
+    "MAX_CERTIFICATES",
+    "MAX_KDF_ROUNDS",
+    "MAX_KEYS",
     "AliasRequired",
     "CertificateError",
     "CertificateExpired",
@@ -61,6 +67,17 @@ __all__ = [
 ]
 
 
+#: A keystore holds a few keys, and a chain or at most a CA bundle. A file of thousands (easily
+#: under 1 MiB) is a bomb: each one costs parsing, and each key a match against every
+#: certificate.
+MAX_KEYS = 100
+MAX_CERTIFICATES = 500
+#: Password-derivation rounds (PBKDF2 / PKCS#12 KDF) the whole file may ask for. Tools export
+#: with 2,048 (OpenSSL, Windows) to 10,000 (Java) per key and for the MAC; the count is the
+#: file's to choose, and 2**31 rounds would hold a request and a CPU for a quarter of an hour
+#: before the password is even checked.
+MAX_KDF_ROUNDS = 2_000_000
+
 # ---------------------------------------------------------------- errors
 
 
@@ -72,7 +89,8 @@ class CertificateError(ElegereError):
 
 
 class CertificateTooLarge(CertificateError):
-    """Over the size limit: refused before parsing."""
+    """Over a limit: too large a file, or too many keys, certificates or key-derivation rounds
+    in it. Refused before the work they would cost."""
 
 
 class CorruptCertificate(CertificateError):
@@ -255,11 +273,14 @@ def _load_der_certificate(data: bytes) -> LoadedCredential:
 
 
 def _load_pem(data: bytes, password: str | None) -> LoadedCredential:
+    blocks = list(_pem_key_blocks(data))
+    _check_counts(keys=len(blocks), certificates=data.count(b"-----BEGIN CERTIFICATE-----"))
+    _check_rounds(sum(_pem_kdf_rounds(block) for block in blocks))
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         certs = []
-    keys = [_load_pem_key(block, password) for block in _pem_key_blocks(data)]
+    keys = [_load_pem_key(block, password) for block in blocks]
     if not certs:
         if keys:
             raise NoPrivateKey(
@@ -380,8 +401,11 @@ _Pair = tuple[str | None, PrivateKeyTypes, x509.Certificate | None]
 
 
 def _load_pfx(data: bytes, password: str | None, alias: str | None) -> LoadedCredential:
+    _check_pfx_work(data)
     p12, pw = _open_pfx(data, password)
     certs = [c for c in (p12.cert, *p12.additional_certs) if c is not None]
+    # Certificates in an encrypted safe are counted only now, once OpenSSL has read them.
+    _check_counts(keys=0, certificates=len(certs))
     names = {id(c.certificate): _friendly(c.friendly_name) for c in certs}
     all_certs = [c.certificate for c in certs]
 
@@ -478,6 +502,52 @@ def _choose(pairs: list[_Pair], alias: str | None) -> _Pair:
     )
 
 
+# ---------------------------------------------------------------- limits
+
+
+def _check_counts(*, keys: int, certificates: int) -> None:
+    if keys > MAX_KEYS:
+        raise CertificateTooLarge(
+            f"The file holds {keys:,} private keys, more than the {MAX_KEYS} a certificate "
+            "file may hold; export only the key this server signs in with (and its certificate)."
+        )
+    if certificates > MAX_CERTIFICATES:
+        raise CertificateTooLarge(
+            f"The file holds {certificates:,} certificates, more than the {MAX_CERTIFICATES} a "
+            "certificate file may hold; export the key with its own certificate and chain only."
+        )
+
+
+def _check_rounds(rounds: int) -> None:
+    if rounds > MAX_KDF_ROUNDS:
+        raise CertificateTooLarge(
+            f"The file's password protection asks for {rounds:,} key-derivation rounds, more "
+            f"than the {MAX_KDF_ROUNDS:,} this service runs; export it again with your tool's "
+            "default encryption settings."
+        )
+
+
+def _check_pfx_work(data: bytes) -> None:
+    """Count keys, certificates and key-derivation rounds before OpenSSL opens the file."""
+    try:
+        keys, certificates, rounds = _pfx_work(data)
+    except (ValueError, IndexError):
+        return  # a layout this walk does not know: OpenSSL judges it, and says it is damaged
+    _check_counts(keys=keys, certificates=certificates)
+    _check_rounds(rounds)
+
+
+def _pem_kdf_rounds(block: bytes) -> int:
+    """The rounds of an ``ENCRYPTED PRIVATE KEY`` (PKCS#8); the older OpenSSL form has one."""
+    if b"BEGIN ENCRYPTED PRIVATE KEY" not in block:
+        return 0
+    body = b"".join(line for line in block.splitlines() if not line.startswith(b"-----"))
+    try:
+        return _kdf_rounds(base64.b64decode(body))
+    except (binascii.Error, ValueError, IndexError):
+        return 0  # unreadable: cryptography will say so, without deriving anything
+
+
 # ---------------------------------------------------------------- a small DER reader
 
 # Just enough of PKCS#12 (RFC 7292) to list the key bags: PFX → authSafe (data) →
@@ -487,6 +557,7 @@ def _choose(pairs: list[_Pair], alias: str | None) -> _Pair:
 _OID_DATA = bytes.fromhex("2a864886f70d010701")  # 1.2.840.113549.1.7.1
 _OID_KEY_BAG = bytes.fromhex("2a864886f70d010c0a0101")  # 1.2.840.113549.1.12.10.1.1
 _OID_SHROUDED_KEY_BAG = bytes.fromhex("2a864886f70d010c0a0102")  # ….1.2
+_OID_CERT_BAG = bytes.fromhex("2a864886f70d010c0a0103")  # ….1.3
 _OID_FRIENDLY_NAME = bytes.fromhex("2a864886f70d010914")  # 1.2.840.113549.1.9.20
 
 _SEQUENCE, _SET, _INTEGER, _OCTET_STRING, _OID, _BMP_STRING = 0x30, 0x31, 0x02, 0x04, 0x06, 0x1E
@@ -533,6 +604,66 @@ def _looks_like_pfx(data: bytes) -> bool:
     except ValueError:
         return False
     return first_tag == _INTEGER and first == b"\x03"
+
+
+def _kdf_rounds(der: bytes) -> int:
+    """The rounds every password-derivation in ``der`` asks for, summed.
+
+    PBKDF2-params and PKCS#12's PBEParameter both open with ``SEQUENCE { salt OCTET STRING,
+    iterations INTEGER, ... }``: any such SEQUENCE is counted. A loop, not recursion: a
+    hostile file may nest deeper than Python's stack.
+    """
+    rounds = 0
+    stack = [der]
+    while stack:
+        for tag, value in _items(stack.pop()):
+            if not tag & 0x20:  # primitive: nothing inside
+                continue
+            if tag == _SEQUENCE:
+                inner = _items(value)
+                if len(inner) >= 2 and inner[0][0] == _OCTET_STRING and inner[1][0] == _INTEGER:
+                    # Negative counts are nonsense, not a credit against a huge one elsewhere.
+                    rounds += max(0, int.from_bytes(inner[1][1], "big", signed=True))
+                    continue
+            stack.append(value)
+    return rounds
+
+
+def _pfx_work(data: bytes) -> tuple[int, int, int]:
+    """(keys, certificates, key-derivation rounds) of a .pfx, from what is readable in clear.
+
+    The MAC is checked once for each password ``_open_pfx`` tries: its rounds count three
+    times. Certificates inside an encrypted safe are not visible here (counted after OpenSSL
+    read them); the rounds of that safe's encryption are.
+    """
+    _, pfx, _ = _tlv(data)
+    parts = _items(pfx)
+    rounds = 0
+    if len(parts) > 2:
+        mac = _items(parts[2][1])
+        iterations = int.from_bytes(mac[2][1], "big", signed=True) if len(mac) > 2 else 1
+        rounds += 3 * max(0, iterations)
+    keys = certificates = 0
+    auth_safe = _data_content(parts[1][1])
+    if auth_safe is None:
+        return keys, certificates, rounds
+    _, content_infos, _ = _tlv(auth_safe)
+    for _, content_info in _items(content_infos):
+        safe_contents = _data_content(content_info)
+        if safe_contents is None:  # encryptedData: its algorithm and parameters are in clear
+            rounds += _kdf_rounds(content_info)
+            continue
+        _, bags, _ = _tlv(safe_contents)
+        for _, bag in _items(bags):
+            bag_parts = _items(bag)
+            bag_id = bag_parts[0][1]
+            if bag_id in (_OID_KEY_BAG, _OID_SHROUDED_KEY_BAG):
+                keys += 1
+                if bag_id == _OID_SHROUDED_KEY_BAG:
+                    rounds += _kdf_rounds(bag_parts[1][1])
+            elif bag_id == _OID_CERT_BAG:
+                certificates += 1
+    return keys, certificates, rounds
 
 
 def _data_content(content_info: bytes) -> bytes | None:

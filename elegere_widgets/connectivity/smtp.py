@@ -21,7 +21,7 @@ from email.utils import formatdate, make_msgid
 
 from ..models import ConnectionTestResult, SmtpSettings, Stage
 from .egress import EgressPolicy
-from .smtp_hints import SmtpExplainer
+from .smtp_hints import SmtpExplainer, bounded
 from .smtp_session import SmtpSession
 from .stages import Budget, StageFailed, StageRecorder
 
@@ -30,6 +30,8 @@ __all__ = ["IMPLICIT_TLS_PORTS", "SendOutcome", "send_smtp", "test_smtp"]
 #: Ports where Use SSL means TLS from the first byte; elsewhere it means STARTTLS is required.
 IMPLICIT_TLS_PORTS: frozenset[int] = frozenset({465})
 MASK = "**********"
+#: The longest detail or hint a stage keeps: one reply's worth (DETAIL_MAX) and our words.
+STAGE_TEXT_MAX = 500
 
 
 @dataclass
@@ -163,8 +165,13 @@ def _run(
         sender=settings.sender_address,
         recipient=recipient,
     )
+    redact = _redactor(settings)
     recorder = StageRecorder(
-        "smtp", explain=explainer, progress=progress, redact=_redactor(settings)
+        # Masked first, then cut: a cut could otherwise leave part of a secret unmasked.
+        "smtp",
+        explain=explainer,
+        progress=progress,
+        redact=lambda text: bounded(redact(text), STAGE_TEXT_MAX),
     )
     session = SmtpSession(settings, egress, budget, recorder, explainer, ssl_context)
     try:

@@ -13,10 +13,13 @@ import ssl
 from dataclasses import dataclass, field
 
 from .egress import EgressRefused, PortRefused, ResolveFailed
-from .smtp_transport import PinnedSMTP
+from .smtp_transport import PinnedSMTP, ReplyTooLong
 from .stages import Budget, Failure
 
-__all__ = ["SmtpExplainer", "reply_detail"]
+__all__ = ["DETAIL_MAX", "SmtpExplainer", "bounded", "reply_detail"]
+
+#: The most of a server's words a stage shows: enough for any real reply's first lines.
+DETAIL_MAX = 300
 
 #: X509_V_ERR_* codes that say "valid certificate, wrong name".
 _NAME_MISMATCH = {62, 64}
@@ -31,11 +34,26 @@ _PLAINTEXT_REASONS = {
 }
 
 
+def bounded(text: str, limit: int = DETAIL_MAX) -> str:
+    """``text`` as a stage may show it: control characters replaced, at most ``limit`` long.
+
+    What a server sends goes into results, the UI and the log: escape sequences and NULs must
+    not reach a terminal as they came, and a megabyte of garbage must not become a detail.
+    """
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    if text.isprintable():  # nearly always: one C call instead of a Python step per character
+        return text
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+
+
 def reply_detail(code: int, message: bytes | str) -> str:
     """A server reply on one line: "250 mail.example.com Hello"."""
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    # Cut before joining: the lines of a hostile reply may add up to megabytes.
+    text = text[: DETAIL_MAX * 2]
     text = " ".join(line.strip() for line in text.splitlines() if line.strip())
-    return f"{code} {text}".strip() if code > 0 else text
+    return bounded(f"{code} {text}".strip() if code > 0 else text)
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -96,6 +114,12 @@ class SmtpExplainer:
         deadline = (self.conn is not None and self.conn.timed_out) or self.budget.expired
         if deadline or _timed_out(exc):
             return self._timeout(stage, exc)
+        if isinstance(exc, ReplyTooLong):
+            return Failure(
+                f"The server's reply is not SMTP: {exc}",
+                f"The server at port {self.port} does not answer like an SMTP server: check "
+                "Server and Port",
+            )
         if isinstance(exc, ssl.SSLError):
             return self._tls(exc)
         if isinstance(exc, smtplib.SMTPServerDisconnected):
@@ -182,10 +206,13 @@ class SmtpExplainer:
         text = detail.lower()
         hint: str | None
         if code < 0:
-            hint = f"The server at port {self.port} did not answer in SMTP: check Port" + (
-                f"; {self.expects_tls()}" if not self.use_ssl else ""
+            # It spoke first, so it is no TLS port (those wait for the client): something else,
+            # a web server, a database, or garbage, listens there.
+            hint = (
+                f"The server at port {self.port} does not speak SMTP (it answered with something "
+                "else, such as a web page): check Server and Port"
             )
-            return Failure(detail or "Not an SMTP reply", hint)
+            return Failure(f"Not an SMTP reply: {detail}" if detail else "Not an SMTP reply", hint)
         transient = 400 <= code < 500
         if stage == "tls" and not self.implicit_tls:
             hint = (

@@ -4,21 +4,79 @@ smtplib's ``timeout`` applies to each socket operation, so a server that drips o
 time, or a TLS handshake that stalls, can hold a test far past its budget. ``PinnedSMTP``
 re-arms the socket timeout to what is left of the budget before every command, and a
 ``Watchdog`` shuts the connection down when the deadline passes, which wakes any blocked read.
+
+What a server sends is bounded too: ``PinnedSMTP.getreply`` refuses a reply line over 8 KiB
+(as smtplib does) and a reply of more lines than any SMTP server sends, where smtplib would
+collect continuation lines until memory runs out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
+import itertools
 import select
 import smtplib
 import socket
 import ssl
 import threading
+import time
 
 from .stages import Budget
 
-__all__ = ["PinnedSMTP", "Watchdog", "speaks_tls_first", "wait_readable"]
+__all__ = [
+    "MAX_REPLY_LINE",
+    "MAX_REPLY_LINES",
+    "PinnedSMTP",
+    "ReplyTooLong",
+    "Watchdog",
+    "speaks_tls_first",
+    "wait_readable",
+]
+
+#: smtplib's own limit for one line (RFC 5321 asks for 512 octets; servers exceed it a little).
+MAX_REPLY_LINE = 8192
+#: An EHLO answer lists a dozen or two extensions; a hundred lines is no SMTP server.
+MAX_REPLY_LINES = 100
+
+
+class ReplyTooLong(smtplib.SMTPException):
+    """The server's reply did not end where any SMTP reply ends: a line or a reply too long."""
+
+
+class _Deadlines:
+    """One thread that fires every watchdog at its deadline.
+
+    A thread of its own per connection cost more than a whole SMTP conversation on loopback:
+    ``Thread.start`` waits until the new thread runs, and ``join`` until it ends.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self._heap: list[tuple[float, int, Watchdog]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, dog: Watchdog, deadline: float) -> None:
+        with self.lock:
+            heapq.heappush(self._heap, (deadline, next(self._order), dog))
+            if self._thread is None or not self._thread.is_alive():  # first use, or a fork
+                self._thread = threading.Thread(target=self._run, name="smtp-watchdog", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is dog:  # sooner than what the thread waits for
+                self.lock.notify()
+
+    def _run(self) -> None:
+        with self.lock:
+            while True:
+                now = time.monotonic()
+                if self._heap and (self._heap[0][2].cancelled or self._heap[0][0] <= now):
+                    _, _, dog = heapq.heappop(self._heap)
+                    if not dog.cancelled:
+                        dog.fire()  # holding the lock: cancel() cannot close it meanwhile
+                    continue
+                self.lock.wait(self._heap[0][0] - now if self._heap else None)
 
 
 class Watchdog:
@@ -31,21 +89,23 @@ class Watchdog:
         # reused by someone else before we cancel.
         self._kill_switch = sock.dup()
         self.fired = False
-        self._timer = threading.Timer(max(delay, 0.0), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self.cancelled = False
+        _DEADLINES.add(self, time.monotonic() + max(delay, 0.0))
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         self.fired = True
         with contextlib.suppress(OSError):
             self._kill_switch.shutdown(socket.SHUT_RDWR)
 
     def cancel(self) -> None:
-        self._timer.cancel()
-        # Waits for a _fire that already started, so the descriptor is not closed under it.
-        if self._timer.is_alive() and self._timer is not threading.current_thread():
-            self._timer.join()
+        # Under the lock a fire runs with: one already started ends first, none starts after,
+        # so the descriptor is not closed under it.
+        with _DEADLINES.lock:
+            self.cancelled = True
         self._kill_switch.close()
+
+
+_DEADLINES = _Deadlines()
 
 
 def _address_literal(address: str) -> str:
@@ -116,6 +176,45 @@ class PinnedSMTP(smtplib.SMTP):
             return "unencrypted"
         cipher = self.sock.cipher()
         return f"{self.sock.version()}, {cipher[0]}" if cipher else str(self.sock.version())
+
+    def getreply(self) -> tuple[int, bytes]:
+        """smtplib's ``getreply``, with the number of lines bounded and a cut line refused.
+
+        A line that ends without its line end is the connection closing mid-reply (the
+        watchdog's shutdown, or the server): smtplib would take its first bytes as a reply
+        code and carry on as if the server had answered.
+        """
+        if self.file is None:
+            assert self.sock is not None
+            self.file = self.sock.makefile("rb")
+        lines: list[bytes] = []
+        while True:
+            try:
+                line = self.file.readline(MAX_REPLY_LINE + 1)
+            except OSError as exc:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(
+                    f"Connection unexpectedly closed: {exc}"
+                ) from exc
+            if len(line) > MAX_REPLY_LINE:
+                self.close()
+                raise ReplyTooLong(f"a reply line of over {MAX_REPLY_LINE} bytes")
+            if not line.endswith(b"\n"):
+                self.close()
+                raise smtplib.SMTPServerDisconnected(
+                    "Connection closed in the middle of a reply" if line else "Connection closed"
+                )
+            try:
+                code = int(line[:3])
+            except ValueError:
+                # Not a reply code: keep the line whole ("HTTP/1.1 400 …"), read no further.
+                return -1, b"\n".join([*lines, line.strip(b" \t\r\n")])
+            lines.append(line[4:].strip(b" \t\r\n"))
+            if line[3:4] != b"-":
+                return code, b"\n".join(lines)
+            if len(lines) >= MAX_REPLY_LINES:
+                self.close()
+                raise ReplyTooLong(f"a reply of over {MAX_REPLY_LINES} lines")
 
     def forget_credentials(self) -> None:
         # smtplib.login() keeps the password on the object for its auth callbacks.

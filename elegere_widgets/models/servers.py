@@ -158,7 +158,7 @@ def check_required_text(value: str, what: str) -> str:
     if not value:
         raise ValueError(f"Enter {what}.")
     if len(value) > 320:
-        raise ValueError("This value is too long (at most 320 characters).")
+        raise ValueError(f"Enter at most 320 characters for {what}.")
     return value
 
 

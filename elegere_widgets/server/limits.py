@@ -4,15 +4,24 @@ A declared Content-Length over the limit is refused before a byte of the body is
 chunked (or understated) body is counted as it arrives: the 413 goes out as soon as the count
 passes the limit, with ``Connection: close``, so that the server stops reading the rest rather
 than draining a body of any size to keep the connection alive.
+
+Before the connection closes, what the client is still sending is read and dropped for a
+moment (``LINGER_S``, as web servers' "lingering close" does): a socket closed with unread
+data answers with a TCP reset, which can reach the client before it read the 413.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import PayloadTooLarge
 from .problems import problem_response
+
+#: How long a refused upload is still read (and dropped) so that the 413 arrives intact.
+LINGER_S = 1.0
 
 
 class _TooLarge(Exception):
@@ -36,6 +45,20 @@ class BodySizeLimit:
         response.headers["Connection"] = "close"
         return response
 
+    async def _refuse(self, receive: Receive, send: Send) -> None:
+        """The whole 413 at once; the response ends only after the linger."""
+        response = self._error()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body, "more_body": True})
+        await _drain(receive, LINGER_S)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -43,7 +66,7 @@ class BodySizeLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._error()(scope, receive, send)
+            await self._refuse(receive, send)
             return
         received = 0
         started = False
@@ -59,7 +82,7 @@ class BodySizeLimit:
                         # Answer now, from here: the framework reading the body turns any
                         # exception into its own 400, which would hide the 413.
                         rejected = True
-                        await self._error()(scope, receive, send)
+                        await self._refuse(receive, send)
                     raise _TooLarge
             return message
 
@@ -75,4 +98,17 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started and not rejected:
-                await self._error()(scope, receive, send)
+                await self._refuse(receive, send)
+
+
+async def _drain(receive: Receive, seconds: float) -> None:
+    """Read and drop the request body until it ends, the client leaves, or ``seconds`` pass."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            message = await asyncio.wait_for(receive(), remaining)
+        except TimeoutError:
+            return
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
