@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Row, Subquery, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -106,7 +106,37 @@ def _usage_counts(session: Session, scope: Scope, ids: Sequence[str]) -> dict[st
     return counts
 
 
-def to_model(row: EmailServerRow, scope: Scope, usage: UsageCounts) -> EmailServer:
+def _usages_per_server(
+    scope: Scope, model: type[CustomActionRow] | type[SchedulerJobRow]
+) -> Subquery:
+    """Usage counts of the visible servers, as a table to join: one statement lists them all."""
+    visible = select(EmailServerRow.id).where(_visible(scope))
+    return (
+        select(model.email_server_id, func.count().label("n"))
+        .where(model.email_server_id.in_(visible), _usage_filter(scope, model))
+        .group_by(model.email_server_id)
+        .subquery()
+    )
+
+
+# What a listing shows: not the sealed secrets, and plain rows rather than ORM objects that
+# the session would track (a workspace may list a thousand servers).
+_LISTED = (
+    EmailServerRow.id,
+    EmailServerRow.workspace_id,
+    EmailServerRow.organization_id,
+    EmailServerRow.type,
+    EmailServerRow.name,
+    EmailServerRow.version,
+    EmailServerRow.settings,
+    EmailServerRow.secrets_set,
+    EmailServerRow.created_at,
+    EmailServerRow.updated_at,
+    EmailServerRow.last_test,
+)
+
+
+def to_model(row: EmailServerRow | Row[Any], scope: Scope, usage: UsageCounts) -> EmailServer:
     return EmailServer.model_validate(
         {
             "id": row.id,
@@ -128,15 +158,27 @@ def to_model(row: EmailServerRow, scope: Scope, usage: UsageCounts) -> EmailServ
 
 
 def list_servers(session: Session, scope: Scope) -> list[EmailServer]:
-    rows = list(
-        session.scalars(
-            select(EmailServerRow)
-            .where(_visible(scope))
-            .order_by(EmailServerRow.workspace_id.is_not(None), EmailServerRow.name_key)
+    actions = _usages_per_server(scope, CustomActionRow)
+    jobs = _usages_per_server(scope, SchedulerJobRow)
+    rows = session.execute(
+        select(
+            *_LISTED,
+            func.coalesce(actions.c.n, 0).label("custom_actions"),
+            func.coalesce(jobs.c.n, 0).label("scheduler_jobs"),
         )
+        .outerjoin(actions, actions.c.email_server_id == EmailServerRow.id)
+        .outerjoin(jobs, jobs.c.email_server_id == EmailServerRow.id)
+        .where(_visible(scope))
+        .order_by(EmailServerRow.workspace_id.is_not(None), EmailServerRow.name_key)
     )
-    counts = _usage_counts(session, scope, [r.id for r in rows])
-    return [to_model(r, scope, counts[r.id]) for r in rows]
+    return [
+        to_model(
+            r,
+            scope,
+            UsageCounts(custom_actions=r.custom_actions, scheduler_jobs=r.scheduler_jobs),
+        )
+        for r in rows
+    ]
 
 
 def one_server(session: Session, scope: Scope, row: EmailServerRow) -> EmailServer:

@@ -1,0 +1,82 @@
+"""Run every benchmark, each in a process of its own, and print one table of their figures.
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only list,failing,overhead,load]
+
+Exits 0 whatever was measured: benchmarks inform, they never fail a build. A benchmark that
+crashes is reported as such in the table and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from _common import FIGURE_MARK, ROOT, Figure, load_average, machine, table
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = {
+    "list": "bench_list_servers.py",
+    "failing": "bench_failing_test.py",
+    "overhead": "bench_test_overhead.py",
+    "load": "bench_service_load.py",
+}
+
+
+def run(script: str, quick: bool) -> tuple[list[Figure], str | None]:
+    """Run one benchmark, echo its output, and collect its figures (or why it broke)."""
+    command = [sys.executable, str(HERE / script), *(["--quick"] if quick else [])]
+    print(f"\n=== {script} (load {load_average()})", flush=True)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    figures: list[Figure] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(FIGURE_MARK):
+            figures.append(Figure(**json.loads(line[len(FIGURE_MARK) :])))
+        else:
+            print(line, end="", flush=True)
+    code = proc.wait()
+    print(f"=== {script}: {time.monotonic() - started:.0f} s", flush=True)
+    return figures, None if code == 0 else f"{script} exited with {code}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="every benchmark in its quick mode")
+    parser.add_argument(
+        "--only", default=",".join(SCRIPTS), help=f"comma-separated, of: {', '.join(SCRIPTS)}"
+    )
+    args = parser.parse_args()
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in SCRIPTS]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+
+    figures: list[Figure] = []
+    broken: list[str] = []
+    for name in chosen:
+        found, problem = run(SCRIPTS[name], args.quick)
+        figures.extend(found)
+        if problem:
+            broken.append(problem)
+
+    print(
+        f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine()} · {'quick' if args.quick else 'full'} run"
+    )
+    print(table(figures))
+    missed = [f.name for f in figures if not f.met]
+    print(f"\n{len(figures) - len(missed)} of {len(figures)} targets met.")
+    for problem in broken:
+        print(f"BROKEN: {problem}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
