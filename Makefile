@@ -30,10 +30,10 @@ bench: venv
 	PYTHONPATH=. $(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 lint: venv
-	$(BIN)/ruff check elegere_widgets tests
+	$(BIN)/ruff check elegere_widgets tests benchmarks notebooks
 
 format: venv
-	$(BIN)/ruff format elegere_widgets tests
+	$(BIN)/ruff format elegere_widgets tests benchmarks notebooks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
