@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import httpx
 import pytest
 from sqlalchemy import select
@@ -21,9 +19,8 @@ from elegere_widgets.errors import (
     from_problem,
 )
 from elegere_widgets.models import EmailServerPatch, Problem, SmtpSettings
-from elegere_widgets.server.seed import _server
 from elegere_widgets.server.store.tables import AuditEvent, EmailServerRow
-from tests.fixtures.service import RunningService
+from tests.fixtures.service import RunningService, add_server_row
 
 SALES, SUPPORT = "ws_sales", "ws_support"
 MAILER, RELAY = "srv_sales_mailer", "srv_acme_relay"
@@ -235,23 +232,7 @@ def test_bad_replacement_is_422(
 
 
 def _add_support_server(service: RunningService) -> None:
-
-    row = _server(
-        service.ctx,
-        "srv_other_ws",
-        "Support Mailer",
-        SUPPORT,
-        SmtpSettings(
-            server="mx.acme.example",
-            port=587,
-            account="support",
-            sender_address="support@acme.example",
-        ),
-        datetime.now(UTC),
-    )
-    with service.ctx.sessions() as s:
-        s.add(row)
-        s.commit()
+    add_server_row(service, "srv_other_ws", "Support Mailer", SUPPORT)
 
 
 def test_delete_with_replacement_moves_usages_and_touches_nothing_else(

@@ -14,7 +14,7 @@ from elegere_widgets.client import Client
 from elegere_widgets.errors import BadReplacement, ElegereError, ServerInUse, StaleVersion
 from elegere_widgets.models import EmailServerPatch
 from elegere_widgets.server.store.tables import CustomActionRow, EmailServerRow, SchedulerJobRow
-from tests.fixtures.service import RunningService
+from tests.fixtures.service import RunningService, add_server_row
 
 SALES = "ws_sales"
 MAILER, RELAY = "srv_sales_mailer", "srv_acme_relay"
@@ -68,30 +68,6 @@ def test_two_admins_update_the_same_version_exactly_one_wins(
         assert stored.settings.sender_address == winners[0].settings.sender_address  # type: ignore[union-attr]
 
 
-def _add_unused_server(service: RunningService, ident: str, name: str) -> None:
-    from datetime import UTC, datetime
-
-    from elegere_widgets.models import SmtpSettings
-    from elegere_widgets.server.seed import _server
-
-    row = _server(
-        service.ctx,
-        ident,
-        name,
-        SALES,
-        SmtpSettings(
-            server="mx.acme.example",
-            port=587,
-            account="backup",
-            sender_address="backup@acme.example",
-        ),
-        datetime.now(UTC),
-    )
-    with service.ctx.sessions() as s:
-        s.add(row)
-        s.commit()
-
-
 def _dangling_usages(service: RunningService) -> list[str]:
     with service.ctx.sessions() as s:
         servers = set(s.scalars(select(EmailServerRow.id)))
@@ -108,7 +84,7 @@ def test_delete_with_replacement_racing_the_replacements_delete_stays_consistent
 ) -> None:
     for round_ in range(4):
         backup = f"srv_backup_{round_}"
-        _add_unused_server(service, backup, f"Backup {round_}")
+        add_server_row(service, backup, f"Backup {round_}", SALES)
         # Mailer's usages move to Backup while Backup itself is being deleted.
         current = admin.email_servers.list(SALES)
         in_use = next(s for s in current if s.usage.total and not s.inherited)
