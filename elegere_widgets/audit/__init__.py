@@ -9,6 +9,7 @@
         servers = audit.servers_frame(client)          # every workspace you administer
         usages = audit.usages_frame(client, ["Sales"])
         deliveries = audit.deliveries_frame(client, since=start)
+        trail = audit.audit_events_frame(client)      # who changed or tested which server
         audit.failure_rate_per_server(deliveries)
 
 Everything is read through the API as the caller, so a frame holds what that caller may see
@@ -24,10 +25,14 @@ frames and return frames, ready to plot.
 from __future__ import annotations
 
 from .frames import (
+    AUDIT_ACTIONS,
+    AUDIT_EVENT_COLUMNS,
+    AUDIT_RESULTS,
     DELIVERY_COLUMNS,
     DELIVERY_KINDS,
     DELIVERY_STATUSES,
     FAILED_STATUSES,
+    audit_events_frame,
     deliveries_frame,
     servers_frame,
     usages_frame,
@@ -42,10 +47,14 @@ from .summaries import (
 )
 
 __all__ = [
+    "AUDIT_ACTIONS",
+    "AUDIT_EVENT_COLUMNS",
+    "AUDIT_RESULTS",
     "DELIVERY_COLUMNS",
     "DELIVERY_KINDS",
     "DELIVERY_STATUSES",
     "FAILED_STATUSES",
+    "audit_events_frame",
     "deliveries_frame",
     "deliveries_per_server_per_day",
     "expiring_certificates",

@@ -12,6 +12,7 @@ from ..errors import AuthenticationRequired, ElegereError, InternalError, Servic
 from ..models.workspaces import Me
 from ._args import require_text
 from ._http import Http, parse
+from .audit_events import AuditEvents
 from .catalog import CustomActions, SchedulerJobs
 from .deliveries import Deliveries
 from .email_servers import EmailServers
@@ -55,6 +56,7 @@ class Client:
         self.custom_actions = CustomActions(self._http)
         self.scheduler_jobs = SchedulerJobs(self._http)
         self.deliveries = Deliveries(self._http)
+        self.audit_events = AuditEvents(self._http)
 
     # ------------------------------------------------------------ construction
 

@@ -1,0 +1,59 @@
+"""``client.audit_events``: the audit trail of a workspace's servers, newest first.
+
+Every change, connection test and test message leaves an event: who, when, which server,
+which fields changed (by name, never a value) and how it went.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..errors import InternalError
+from ..models.audit import AuditEvent
+from ..models.usage import Page
+from ._args import require_text, segment
+from ._http import Resource, parse
+
+
+class AuditEvents(Resource):
+    """``/workspaces/{ws}/audit-events``, paginated by cursor; Workspace Admins only."""
+
+    def list(self, ws: str, /, *, page_size: int = 500) -> Iterator[AuditEvent]:
+        """Every event of the workspace, newest first, following ``next_cursor`` to the end.
+
+        Pages are fetched as the iterator is consumed; the arguments are checked now.
+        """
+        path, params = _query(ws, page_size)
+        return self._follow(path, params)
+
+    def page(
+        self, ws: str, /, *, page_size: int = 500, cursor: str | None = None
+    ) -> Page[AuditEvent]:
+        """One page; pass its ``next_cursor`` back as ``cursor`` for the next one."""
+        path, params = _query(ws, page_size)
+        if cursor is not None:
+            params["cursor"] = require_text(cursor, "cursor")
+        return parse(self._http.request("GET", path, params=params), Page[AuditEvent])
+
+    def _follow(self, path: str, params: dict[str, str | int]) -> Iterator[AuditEvent]:
+        seen: set[str] = set()
+        while True:
+            page = parse(self._http.request("GET", path, params=params), Page[AuditEvent])
+            yield from page.items
+            cursor = page.next_cursor
+            if not cursor:
+                return
+            # A service that hands back a cursor twice would keep this loop going forever.
+            if cursor in seen:
+                raise InternalError(
+                    "The service returned the same audit-events cursor twice; stopped paging."
+                )
+            seen.add(cursor)
+            params = {**params, "cursor": cursor}
+
+
+def _query(ws: str, page_size: int) -> tuple[str, dict[str, str | int]]:
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise ValueError(f"page_size must be a positive int, not {page_size!r}.")
+    path = f"/workspaces/{segment(ws, 'workspace id')}/audit-events"
+    return path, {"limit": page_size}
