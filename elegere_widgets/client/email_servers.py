@@ -8,18 +8,22 @@ parent collection. The first argument of every call is that parent's id.
 from __future__ import annotations
 
 import builtins
+import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx
 
-from ..models.connection import ConnectionTestResult
+from ..errors import InternalError, ServiceUnavailable
+from ..models.connection import ConnectionTestResult, Stage
 from ..models.servers import EmailServer, EmailServerPatch, GraphServerSpec, SmtpServerSpec
 from ..models.usage import SendTestResult, Usage
 from ._args import require_text, segment
-from ._http import Http, Resource, etag_version, parse
+from ._http import Http, Resource, etag_version, parse, unreachable
 
 Parent = Literal["workspaces", "organizations"]
 ServerSpec = SmtpServerSpec | GraphServerSpec
+NDJSON = "application/x-ndjson"
 
 
 class EmailServers(Resource):
@@ -50,16 +54,56 @@ class EmailServers(Resource):
 
     # ------------------------------------------------------------ writes
 
-    def test(self, owner: str, /, spec: ServerSpec) -> ConnectionTestResult:
+    def test(
+        self,
+        owner: str,
+        /,
+        spec: ServerSpec,
+        *,
+        on_stage: Callable[[Stage], None] | None = None,
+    ) -> ConnectionTestResult:
         """Run a connection test of these settings; a failed test is a result, not an error.
 
         A passing result carries the ``test_token`` that :meth:`create` needs. Set
-        ``spec.server_id`` to test with the stored secrets of that server.
+        ``spec.server_id`` to test with the stored secrets of that server. With ``on_stage``
+        the service streams the stages: it is called with each one as it ends, in the
+        calling thread, before the whole result is returned.
         """
         path = self._base(owner) + "/test"
         body = _spec_body(spec)
         body.pop("test_token", None)  # a receipt is the answer of a test, never its input
-        return parse(self._http.request("POST", path, json=body), ConnectionTestResult)
+        if on_stage is None:
+            return parse(self._http.request("POST", path, json=body), ConnectionTestResult)
+        headers = {"Accept": f"{NDJSON}, application/json, application/problem+json"}
+        response = self._http.request("POST", path, json=body, headers=headers, stream=True)
+        try:
+            return self._read_stages(response, on_stage)
+        finally:
+            response.close()
+
+    def _read_stages(
+        self, response: httpx.Response, on_stage: Callable[[Stage], None]
+    ) -> ConnectionTestResult:
+        if not response.headers.get("content-type", "").startswith(NDJSON):
+            response.read()  # a service that does not stream answers the whole result
+            return parse(response, ConnectionTestResult)
+        url = self._http.display_url
+        try:
+            for line in response.iter_lines():
+                if not line.strip():
+                    continue
+                item = _stream_item(line, url)
+                if isinstance(item, ConnectionTestResult):
+                    return item
+                on_stage(item)
+        except httpx.RemoteProtocolError:
+            pass  # the connection closed mid-answer: said below
+        except httpx.TransportError as exc:
+            raise unreachable(exc, url, self._http.timeout) from exc
+        raise ServiceUnavailable(
+            f"The connection test at {url} ended before its result arrived (the service may "
+            "have restarted or failed). Test again."
+        )
 
     def create(self, owner: str, /, spec: ServerSpec, *, test_token: str) -> EmailServer:
         """Add a server, with the ``test_token`` of a passing test of exactly this spec."""
@@ -122,6 +166,22 @@ def _spec_body(spec: object) -> dict[str, Any]:
             f"spec must be an SmtpServerSpec or a GraphServerSpec, not {type(spec).__name__}."
         )
     return spec.to_wire()
+
+
+def _stream_item(line: str, url: str) -> Stage | ConnectionTestResult:
+    """One line of a streamed connection test: a stage or the result."""
+    try:
+        item = json.loads(line)
+        if isinstance(item, dict) and "stage" in item:
+            return Stage.model_validate(item["stage"])
+        if isinstance(item, dict) and "result" in item:
+            return ConnectionTestResult.model_validate(item["result"])
+    except ValueError:  # bad JSON, or a shape the models refuse (ValidationError)
+        pass
+    raise InternalError(
+        f"The connection test at {url} streamed a line this client does not understand. "
+        "Are the client and the service the same version?"
+    )
 
 
 def _with_etag(response: httpx.Response) -> EmailServer:

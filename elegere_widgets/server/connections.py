@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..connectivity.smtp import SendOutcome, send_smtp, test_smtp
-from ..models import ConnectionTestResult, GraphSettings, SmtpSettings
+from ..models import ConnectionTestResult, GraphSettings, SmtpSettings, Stage
 from .context import ServiceContext
 
 TEST_SUBJECT = "eLegere test message"
@@ -14,14 +16,19 @@ TEST_BODY = (
 
 
 def run_connection_test(
-    ctx: ServiceContext, settings: SmtpSettings | GraphSettings
+    ctx: ServiceContext,
+    settings: SmtpSettings | GraphSettings,
+    *,
+    progress: Callable[[Stage], None] | None = None,
 ) -> ConnectionTestResult:
+    """The staged test; ``progress`` gets each stage as it ends."""
     if isinstance(settings, SmtpSettings):
         return test_smtp(
             settings,
             egress=ctx.egress,
             budget_s=ctx.settings.test_budget_s,
             ssl_context=ctx.ssl_context(),
+            progress=progress,
         )
     from ..connectivity.graph import test_graph  # msal is heavy: load it only for Graph
 
@@ -31,6 +38,7 @@ def run_connection_test(
         graph_base_url=ctx.settings.graph_base_url,
         budget_s=ctx.settings.test_budget_s,
         ca_bundle=ctx.settings.graph_ca_file and str(ctx.settings.graph_ca_file),
+        progress=progress,
     )
 
 

@@ -7,7 +7,7 @@ transaction that read the server ends first, and a new one records the outcome.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from ..models import (
     GraphSettings,
     SendTestResult,
     SmtpSettings,
+    Stage,
     Usage,
     UsageCounts,
     field_errors,
@@ -332,9 +333,30 @@ def _check_name_free(
 # ------------------------------------------------------------------ test and add
 
 
+Progress = Callable[[Stage], None]
+TestRun = Callable[[Progress | None], ConnectionTestResult]
+
+
 def test_settings(
-    ctx: ServiceContext, session: Session, scope: Scope, caller: Caller, spec: Spec
+    ctx: ServiceContext,
+    session: Session,
+    scope: Scope,
+    caller: Caller,
+    spec: Spec,
+    *,
+    progress: Progress | None = None,
 ) -> ConnectionTestResult:
+    """Check, run and record a connection test; ``progress`` gets each stage as it ends."""
+    return prepare_test(ctx, session, scope, caller, spec)(progress)
+
+
+def prepare_test(
+    ctx: ServiceContext, session: Session, scope: Scope, caller: Caller, spec: Spec
+) -> TestRun:
+    """Every check that can refuse the test, now; the test itself (and its record) later.
+
+    A streamed answer calls this before its first byte, so refusals stay plain 4xx answers.
+    """
     values = _wire(spec.settings)
     row_id: str | None = None
     if spec.server_id:
@@ -354,11 +376,25 @@ def test_settings(
     _require_certificate(settings)
     ctx.test_limiter.hit(caller.id, "connection tests and test messages")
     session.rollback()  # end the read transaction before any network I/O
+    return lambda progress: _run_and_record(
+        ctx, session, scope, caller, spec.type, settings, row_id, progress
+    )
 
-    result = run_connection_test(ctx, settings)
+
+def _run_and_record(
+    ctx: ServiceContext,
+    session: Session,
+    scope: Scope,
+    caller: Caller,
+    server_type: str,
+    settings: AnySettings,
+    row_id: str | None,
+    progress: Progress | None,
+) -> ConnectionTestResult:
+    result = run_connection_test(ctx, settings, progress=progress)
     if result.ok:
         result.test_token = ctx.receipts.issue(
-            digest=settings_digest(scope.own_key, spec.type, _wire(settings)),
+            digest=settings_digest(scope.own_key, server_type, _wire(settings)),
             user_id=caller.id,
             elapsed_ms=result.elapsed_ms,
         )
@@ -380,7 +416,7 @@ def test_settings(
         "test",
         server_id=row_id,
         result="ok" if result.ok else "failed",
-        detail=f"{spec.type} test {summary}",
+        detail=f"{server_type} test {summary}",
     )
     session.commit()
     return result

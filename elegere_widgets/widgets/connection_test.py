@@ -1,8 +1,8 @@
 """Test Connection: runs in a worker thread, shows a spinner, then each stage, and can be cancelled.
 
-The client returns the whole result when the test ends, so the stages appear together when it
-returns (streaming them as they complete would need a streaming endpoint; a later step). A
-cancelled test's result is ignored: its thread finishes in the background, unseen.
+The service streams the stages: each row (✓/✗, time, what happened, what to do) appears as
+its stage ends, while the status says "Testing…"; the whole result then gives the summary.
+A cancelled test's stages and result are ignored: its thread finishes in the background, unseen.
 """
 
 from __future__ import annotations
@@ -13,20 +13,23 @@ from collections.abc import Callable
 import ipywidgets
 
 from ..errors import ElegereError
-from ..models import ConnectionTestResult
+from ..models import ConnectionTestResult, Stage
 from .common import BUG_MESSAGE, Runner, StatusLine, button, css, handles_errors, logger
 from .common import start_thread as default_runner
 from .formatting import result_summary, stages_html
 from .state import Spec, TestStatus, TestTracker
 
-TestCall = Callable[[Spec], ConnectionTestResult]
+StageCallback = Callable[[Stage], None]
+# The spec to test, and what to call with each stage as it ends (from the worker thread).
+TestCall = Callable[[Spec, StageCallback], ConnectionTestResult]
 
 
 class ConnectionTestView(ipywidgets.VBox):  # type: ignore[misc]
     """Test Connection and Cancel test, a status line and the stages of the last result.
 
     ``get_spec`` answers the spec to test and its fingerprint, or raises InvalidSettings;
-    ``on_test`` calls the service (in the worker thread); ``on_error`` shows an ElegereError
+    ``on_test`` calls the service (in the worker thread), passing each stage as it ends to
+    the callback it is given; ``on_error`` shows an ElegereError
     where the owner wants it (field errors next to fields); ``on_update`` lets the owner
     enable its own buttons when a test starts, ends or is cancelled.
     """
@@ -50,6 +53,9 @@ class ConnectionTestView(ipywidgets.VBox):  # type: ignore[misc]
         self._run = run_in_thread or default_runner
         self.failure_note = failure_note
         self.result: ConnectionTestResult | None = None
+        # The test whose stages may show; a lock so that a cancel and a late stage never mix.
+        self._shown_ticket: int | None = None
+        self._stage_lock = threading.Lock()
         self._done = threading.Event()
         self._done.set()
         self.test_button = button(
@@ -77,8 +83,10 @@ class ConnectionTestView(ipywidgets.VBox):  # type: ignore[misc]
         ticket = self.tracker.begin(fp)
         done = self._done = threading.Event()
         self.result = None
-        self.stages.value = ""
-        self.status.busy("Testing… the stages show when the test has finished.")
+        with self._stage_lock:
+            self._shown_ticket = ticket
+            self.stages.value = ""
+        self.status.busy("Testing…")
         self.refresh()
 
         def work() -> None:
@@ -97,7 +105,9 @@ class ConnectionTestView(ipywidgets.VBox):  # type: ignore[misc]
     def cancel(self) -> None:
         if self.tracker.cancel():
             self.result = None
-            self.stages.value = ""
+            with self._stage_lock:
+                self._shown_ticket = None
+                self.stages.value = ""
             self.status.info("Test cancelled; its result will be ignored. Test again to go on.")
         self.refresh()
 
@@ -123,8 +133,17 @@ class ConnectionTestView(ipywidgets.VBox):  # type: ignore[misc]
     # ------------------------------------------------------------ the worker thread
 
     def _finish(self, ticket: int, spec: Spec) -> None:
+        seen: list[Stage] = []
+
+        def on_stage(stage: Stage) -> None:
+            with self._stage_lock:
+                if self._shown_ticket != ticket or not self.tracker.running:
+                    return  # cancelled, or another test started: not this one's to show
+                seen.append(stage)
+                self.stages.value = stages_html(seen)
+
         try:
-            result = self._on_test(spec)
+            result = self._on_test(spec, on_stage)
         except ElegereError as exc:
             if self.tracker.abort(ticket):
                 self.status.error(str(exc))
@@ -141,7 +160,9 @@ class ConnectionTestView(ipywidgets.VBox):  # type: ignore[misc]
 
     def show_result(self, result: ConnectionTestResult) -> None:
         self.result = result
-        self.stages.value = stages_html(result.stages)
+        with self._stage_lock:
+            self._shown_ticket = None
+            self.stages.value = stages_html(result.stages)
         summary = result_summary(result)
         if result.ok:
             self.status.ok(summary)

@@ -22,6 +22,7 @@ from ..client import Client
 from ..errors import ElegereError, NotFound, PermissionDenied, ReadOnlyServer
 from ..models import ConnectionTestResult, EmailServer, EmailServerPatch, Workspace
 from .common import Runner, StatusLine, button, close_tree, css, esc, handles_errors
+from .connection_test import StageCallback
 from .dialogs import DeleteDialog
 from .formatting import plural
 from .state import Spec
@@ -207,9 +208,9 @@ class EmailServersPanel(ipywidgets.VBox):  # type: ignore[misc]
             raise RuntimeError("The workspace is not loaded yet.")
         return self.workspace
 
-    def _test(self, spec: Spec) -> ConnectionTestResult:
-        """Runs in the test's worker thread."""
-        return self.client.email_servers.test(self._require_workspace().id, spec)
+    def _test(self, spec: Spec, on_stage: StageCallback) -> ConnectionTestResult:
+        """Runs in the test's worker thread; ``on_stage`` gets each stage as it ends."""
+        return self.client.email_servers.test(self._require_workspace().id, spec, on_stage=on_stage)
 
     # ------------------------------------------------------------ add
 

@@ -312,3 +312,67 @@ def test_tests_are_rate_limited_per_user_with_retry_after(
         headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
     )
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+
+def test_accept_ndjson_streams_each_stage_then_the_result(
+    admin: Client, peer: SmtpPeer, service: RunningService
+) -> None:
+    import json
+
+    from elegere_widgets.models import ConnectionTestResult, Stage
+
+    headers = {
+        "Authorization": f"Bearer {service.tokens['admin@acme.example']}",
+        "Accept": "application/x-ndjson",
+    }
+    url = f"{service.url}/api/v1/workspaces/{SALES}/email-servers/test"
+    with httpx.stream("POST", url, json=spec_for(peer).to_wire(), headers=headers) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in r.iter_lines() if line.strip()]
+    assert [list(line) for line in lines] == [["stage"]] * (len(lines) - 1) + [["result"]]
+    stages = [Stage.model_validate(line["stage"]) for line in lines[:-1]]
+    result = ConnectionTestResult.model_validate(lines[-1]["result"])
+    assert [s.name for s in stages] == [
+        "resolve",
+        "connect",
+        "tls",
+        "ehlo",
+        "authenticate",
+        "sender",
+        "recipient",
+    ]
+    assert stages == result.stages and all(s.ok for s in stages)
+    assert result.ok and result.test_token
+    # The receipt of a streamed test unlocks create like any other.
+    admin.email_servers.create(SALES, spec_for(peer), test_token=result.test_token)
+
+
+def test_a_refused_streamed_test_is_a_plain_problem_before_any_line(
+    service: RunningService, peer: SmtpPeer
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {service.tokens['admin@acme.example']}",
+        "Accept": "application/x-ndjson",
+    }
+    spec = spec_for(peer).model_copy(update={"server_id": "srv_missing"})
+    r = httpx.post(
+        f"{service.url}/api/v1/workspaces/{SALES}/email-servers/test",
+        json=spec.to_wire(),
+        headers=headers,
+    )
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "srv_missing" in r.json()["detail"]
+
+
+def test_the_client_hands_each_stage_to_on_stage_before_returning(
+    admin: Client, peer: SmtpPeer
+) -> None:
+    seen: list[object] = []
+    passed = admin.email_servers.test(SALES, spec_for(peer), on_stage=seen.append)
+    assert passed.ok and passed.test_token and seen == passed.stages
+    seen.clear()
+    failed = admin.email_servers.test(SALES, spec_for(peer, password="wrong"), on_stage=seen.append)
+    assert not failed.ok and failed.test_token is None
+    assert seen == failed.stages and seen[-1].name == "authenticate"  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from elegere_widgets.client import Client
+from elegere_widgets.errors import InternalError, ServiceUnavailable
 from elegere_widgets.models import (
     ConnectionTestResult,
     EmailServer,
@@ -21,6 +22,7 @@ from elegere_widgets.models import (
     GraphSettings,
     SmtpServerSpec,
     SmtpSettings,
+    Stage,
 )
 
 from .support import FakeService, server_json
@@ -113,6 +115,46 @@ def test_a_test_may_reuse_stored_secrets(client: Client, fake: FakeService) -> N
     client.email_servers.test("ws_1", spec)
 
     assert body_of(fake.last)["server_id"] == "srv_1"
+
+
+def ndjson(*items: object) -> httpx.Response:
+    body = "".join(json.dumps(item) + "\n" for item in items).encode()
+    return httpx.Response(200, content=body, headers={"Content-Type": "application/x-ndjson"})
+
+
+def test_on_stage_asks_for_the_stream_and_gets_each_stage_then_the_result(
+    client: Client, fake: FakeService
+) -> None:
+    stage = PASSED["stages"][0]  # type: ignore[index]
+    fake.answer(ndjson({"stage": stage}, {"result": PASSED}))
+    seen: list[Stage] = []
+
+    result = client.email_servers.test("ws_1", SMTP, on_stage=seen.append)
+
+    assert "application/x-ndjson" in fake.last.headers["accept"]
+    assert result.test_token == TEST_TOKEN and seen == result.stages
+
+
+def test_on_stage_with_a_service_that_does_not_stream_still_gets_the_result(
+    client: Client, fake: FakeService
+) -> None:
+    fake.answer(httpx.Response(200, json=PASSED))
+    seen: list[Stage] = []
+    assert client.email_servers.test("ws_1", SMTP, on_stage=seen.append).ok
+    assert seen == []
+
+
+def test_a_stream_that_ends_without_a_result_is_service_unavailable(
+    client: Client, fake: FakeService
+) -> None:
+    stage = PASSED["stages"][0]  # type: ignore[index]
+    fake.answer(ndjson({"stage": stage}), ndjson({"stage": stage}, "not a line"))
+    seen: list[Stage] = []
+    with pytest.raises(ServiceUnavailable, match="ended before its result arrived"):
+        client.email_servers.test("ws_1", SMTP, on_stage=seen.append)
+    assert [s.name for s in seen] == ["connect"]
+    with pytest.raises(InternalError, match="does not understand"):
+        client.email_servers.test("ws_1", SMTP, on_stage=seen.append)
 
 
 def test_create_sends_the_spec_and_the_test_token(client: Client, fake: FakeService) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import ipywidgets
 import pytest
@@ -418,3 +419,57 @@ def test_a_receipt_refused_at_complete_sends_the_user_back_to_test(
     wizard.next_button.click()
     wizard.complete_button.click()
     assert panel.wizard is None and "Added 'Sales relay'" in panel.status.text
+
+
+def test_each_stage_shows_as_it_ends_before_the_result(
+    admin: Client, peer: SmtpPeer, make_panel: MakePanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    panel = make_panel(admin)
+    wizard = open_wizard_at_test(panel, peer)
+    tester = wizard.tester
+    seen: list[tuple[str, int, bool, str]] = []
+    streamed_test = admin.email_servers.test
+
+    def spying_test(owner: str, spec: object, *, on_stage: Any = None) -> Any:
+        def spy(stage: Any) -> None:
+            on_stage(stage)  # the view's callback: what the user sees right now
+            rows = tester.stages.value.count('<tr class="elegere-stage ')
+            seen.append((stage.name, rows, tester.result is None, tester.status.kind))
+
+        return streamed_test(owner, spec, on_stage=spy)
+
+    monkeypatch.setattr(admin.email_servers, "test", spying_test)
+    wizard.test_button.click()
+    assert [(rows, pending, kind) for _, rows, pending, kind in seen] == [
+        (n, True, "busy") for n in range(1, len(STAGES) + 1)
+    ]
+    assert [name for name, *_ in seen][-1] == "recipient"
+    assert tester.status.kind == "ok" and tester.result is not None  # then the summary
+    assert wizard.test_status is TestStatus.PASSED
+    assert tester.stages.value.count("✓") == len(STAGES)
+
+
+def test_a_cancelled_test_shows_none_of_its_later_stages(
+    admin: Client, peer: SmtpPeer, make_panel: MakePanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    panel = make_panel(admin)
+    wizard = open_wizard_at_test(panel, peer)
+    shown_after_cancel: list[str] = []
+    streamed_test = admin.email_servers.test
+
+    def cancelling_test(owner: str, spec: object, *, on_stage: Any = None) -> Any:
+        def cancel_after_the_first(stage: Any) -> None:
+            on_stage(stage)
+            if stage.name == "resolve":
+                assert "<b>Resolve</b>" in wizard.tester.stages.value
+                wizard.cancel_test_button.click()
+            shown_after_cancel.append(wizard.tester.stages.value)
+
+        return streamed_test(owner, spec, on_stage=cancel_after_the_first)
+
+    monkeypatch.setattr(admin.email_servers, "test", cancelling_test)
+    wizard.test_button.click()
+    assert len(shown_after_cancel) == len(STAGES)
+    assert set(shown_after_cancel) == {""}
+    assert wizard.test_status is TestStatus.CANCELLED and "cancelled" in wizard.tester.status.text
+    assert wizard.tester.stages.value == "" and wizard.next_button.disabled

@@ -122,7 +122,7 @@ def test_a_bug_in_a_handler_is_logged_and_the_status_says_so(
 ) -> None:
     panel = make_panel(admin)
 
-    def broken(spec: object) -> ConnectionTestResult:
+    def broken(spec: object, on_stage: object) -> ConnectionTestResult:
         raise RuntimeError("a bug, not an ElegereError")
 
     panel._test = broken  # type: ignore[method-assign]

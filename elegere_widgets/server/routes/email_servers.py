@@ -4,9 +4,14 @@ No `from __future__ import annotations` here: FastAPI must see the scope depende
 each generated router closes over, which a string annotation could not name.
 """
 
+import logging
+import queue
+import threading
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from ... import models
@@ -15,6 +20,8 @@ from .. import email_servers as logic
 from ..deps import CallerDep, ContextDep, OrganizationScope, SessionDep, WorkspaceScope
 
 Spec = Annotated[models.EmailServerSpec, Body()]
+NDJSON = "application/x-ndjson"
+logger = logging.getLogger(__name__)
 
 
 class SendTestRequest(BaseModel):
@@ -34,6 +41,29 @@ def _etag(response: Response, server: models.EmailServer) -> models.EmailServer:
     return server
 
 
+def _ndjson_lines(run: logic.TestRun) -> Iterator[bytes]:
+    """Runs the test in a worker thread: a `{"stage": ...}` line as each stage ends, then
+    `{"result": ...}`. Refusals happened before (see `prepare_test`); a failure now can only
+    end the stream early, which the client reports as an interrupted test."""
+    lines: queue.Queue[bytes | None] = queue.Queue()
+
+    def line(key: str, model: BaseModel) -> bytes:
+        return (f'{{"{key}": {model.model_dump_json()}}}\n').encode()
+
+    def work() -> None:
+        try:
+            result = run(lambda stage: lines.put(line("stage", stage)))
+            lines.put(line("result", result))
+        except Exception:
+            logger.exception("The streamed connection test failed")
+        finally:
+            lines.put(None)
+
+    threading.Thread(target=work, name="connection-test", daemon=True).start()
+    while (chunk := lines.get()) is not None:
+        yield chunk
+
+
 def make_router(prefix: str, scope_dep: Any, tag: str) -> APIRouter:
     """The email-server endpoints under one prefix, for one kind of scope."""
     router = APIRouter(prefix=prefix, tags=[tag])
@@ -44,12 +74,28 @@ def make_router(prefix: str, scope_dep: Any, tag: str) -> APIRouter:
         """Own servers and, for a workspace, the inherited ones first."""
         return logic.list_servers(session, scope)
 
-    @router.post("/test", response_model=models.ConnectionTestResult)
+    @router.post(
+        "/test",
+        response_model=models.ConnectionTestResult,
+        responses={200: {"content": {NDJSON: {}}}},
+    )
     def test_connection(
-        spec: Spec, scope: ScopeDep, caller: CallerDep, session: SessionDep, ctx: ContextDep
-    ) -> models.ConnectionTestResult:
-        """Run a staged connection test; a passing one carries `test_token`."""
-        return logic.test_settings(ctx, session, scope, caller, spec)
+        spec: Spec,
+        scope: ScopeDep,
+        caller: CallerDep,
+        session: SessionDep,
+        ctx: ContextDep,
+        accept: Annotated[str | None, Header()] = None,
+    ) -> Any:
+        """Run a staged connection test; a passing one carries `test_token`.
+
+        With `Accept: application/x-ndjson` the answer streams one `{"stage": ...}` line as
+        each stage ends, then one `{"result": ...}` line.
+        """
+        if accept is None or NDJSON not in accept.lower():
+            return logic.test_settings(ctx, session, scope, caller, spec)
+        run = logic.prepare_test(ctx, session, scope, caller, spec)  # refusals: 4xx, as above
+        return StreamingResponse(_ndjson_lines(run), media_type=NDJSON)
 
     @router.post("", status_code=status.HTTP_201_CREATED, response_model=models.EmailServer)
     def create_server(
