@@ -13,7 +13,9 @@ import pytest
 from elegere_widgets.client import Client
 
 if TYPE_CHECKING:
+    from tests.fixtures.certs import Pki
     from tests.fixtures.service import RunningService
+    from tests.fixtures.smtp import SmtpPeer
 
 PG_ENV = "ELEGERE_TEST_DATABASE_URL"
 ADMIN = "admin@acme.example"
@@ -42,6 +44,29 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"PostgreSQL runs were skipped: set {PG_ENV} (.ci/run sets it) to run them too."
         )
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    """A test CA and a server certificate for 127.0.0.1/localhost."""
+    from tests.fixtures.certs import make_pki
+
+    return make_pki(tmp_path / "pki")
+
+
+@pytest.fixture
+def trusting_test_ca(pki: Pki) -> dict[str, object]:
+    """Service settings that trust the test CA, as an admin would set ELEGERE_SMTP_CA_FILE."""
+    return {"smtp_ca_file": pki.ca.cert_path}
+
+
+@pytest.fixture
+def peer(pki: Pki) -> Iterator[SmtpPeer]:
+    """aiosmtpd on 127.0.0.1 that requires STARTTLS, then a login."""
+    from tests.fixtures.smtp import SmtpPeer
+
+    with SmtpPeer("starttls", pki=pki) as running:
+        yield running
 
 
 @pytest.fixture

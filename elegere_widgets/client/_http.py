@@ -14,7 +14,7 @@ import email.utils
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
 from importlib import metadata
@@ -31,6 +31,7 @@ from ..errors import (
     from_problem,
 )
 from ..models.problems import Problem
+from ..models.usage import Page
 from ._args import API_PREFIX, display_url, normalize_base_url
 
 T = TypeVar("T")
@@ -193,6 +194,27 @@ def parse(response: httpx.Response, into: type[T]) -> T:
             f"{first['msg']}). Are the client and the service the same version?"
         ) from None
     return value
+
+
+def follow_pages(
+    http: Http, path: str, params: Mapping[str, str | int], item: type[T], what: str
+) -> Iterator[T]:
+    """Every item of a cursor-paged list, page after page."""
+    seen: set[str] = set()
+    params = dict(params)
+    while True:
+        page = parse(http.request("GET", path, params=params), Page[item])  # type: ignore[valid-type]
+        yield from page.items
+        cursor = page.next_cursor
+        if not cursor:
+            return
+        # A service that hands back a cursor twice would keep this loop going forever.
+        if cursor in seen:
+            raise InternalError(
+                f"The service returned the same {what} cursor twice; stopped paging."
+            )
+        seen.add(cursor)
+        params["cursor"] = cursor
 
 
 def etag_version(response: httpx.Response) -> int | None:

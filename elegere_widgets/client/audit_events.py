@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..errors import InternalError
 from ..models.audit import AuditEvent
 from ..models.usage import Page
 from ._args import require_text, segment
-from ._http import Resource, parse
+from ._http import Resource, follow_pages, parse
 
 
 class AuditEvents(Resource):
@@ -36,20 +35,7 @@ class AuditEvents(Resource):
         return parse(self._http.request("GET", path, params=params), Page[AuditEvent])
 
     def _follow(self, path: str, params: dict[str, str | int]) -> Iterator[AuditEvent]:
-        seen: set[str] = set()
-        while True:
-            page = parse(self._http.request("GET", path, params=params), Page[AuditEvent])
-            yield from page.items
-            cursor = page.next_cursor
-            if not cursor:
-                return
-            # A service that hands back a cursor twice would keep this loop going forever.
-            if cursor in seen:
-                raise InternalError(
-                    "The service returned the same audit-events cursor twice; stopped paging."
-                )
-            seen.add(cursor)
-            params = {**params, "cursor": cursor}
+        return follow_pages(self._http, path, params, AuditEvent, "audit-events")
 
 
 def _query(ws: str, page_size: int) -> tuple[str, dict[str, str | int]]:

@@ -12,7 +12,7 @@ import httpx
 from ..errors import InternalError, ServiceUnavailable
 from ..models.usage import Delivery, Page
 from ._args import require_text, segment
-from ._http import Http, Resource, parse
+from ._http import Http, Resource, follow_pages, parse
 
 CSV_MEDIA_TYPE = "text/csv"
 # Big enough that pyarrow's and pandas' reads are not one system call per few bytes.
@@ -84,20 +84,7 @@ class Deliveries(Resource):
         return _open_stream(self._http, path + ".csv", params, accept=CSV_MEDIA_TYPE)
 
     def _follow(self, path: str, params: dict[str, str | int]) -> Iterator[Delivery]:
-        seen: set[str] = set()
-        while True:
-            page = parse(self._http.request("GET", path, params=params), Page[Delivery])
-            yield from page.items
-            cursor = page.next_cursor
-            if not cursor:
-                return
-            # A service that hands back a cursor twice would keep this loop going forever.
-            if cursor in seen:
-                raise InternalError(
-                    "The service returned the same deliveries cursor twice; stopped paging."
-                )
-            seen.add(cursor)
-            params = {**params, "cursor": cursor}
+        return follow_pages(self._http, path, params, Delivery, "deliveries")
 
 
 def _query(

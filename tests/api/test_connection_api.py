@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,6 @@ from elegere_widgets.client import Client
 from elegere_widgets.errors import InvalidSettings, TestRequired
 from elegere_widgets.models import SmtpServerSpec, SmtpSettings
 from elegere_widgets.server.store.tables import DeliveryRow, EmailServerRow
-from tests.fixtures.certs import Pki, make_pki
 from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import ACCOUNT, PASSWORD, SmtpPeer
 
@@ -23,20 +21,8 @@ SALES = "ws_sales"
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path / "pki")
-
-
-@pytest.fixture
-def service_settings_overrides(pki: Pki) -> dict[str, object]:
-    # The service trusts the test CA, as an admin would configure ELEGERE_SMTP_CA_FILE.
-    return {"smtp_ca_file": pki.ca.cert_path}
-
-
-@pytest.fixture
-def peer(pki: Pki) -> Iterator[SmtpPeer]:
-    with SmtpPeer("starttls", pki=pki) as running:
-        yield running
+def service_settings_overrides(trusting_test_ca: dict[str, object]) -> dict[str, object]:
+    return trusting_test_ca
 
 
 def spec_for(

@@ -13,8 +13,6 @@ import pytest
 
 from elegere_widgets.client import Client
 from elegere_widgets.widgets import EmailServersPanel
-from tests.fixtures.certs import Pki, make_pki
-from tests.fixtures.smtp import SmtpPeer
 
 
 @pytest.fixture
@@ -24,20 +22,8 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path / "pki")
-
-
-@pytest.fixture
-def service_settings_overrides(pki: Pki) -> dict[str, object]:
-    # The service trusts the test CA, as an admin would configure ELEGERE_SMTP_CA_FILE.
-    return {"smtp_ca_file": pki.ca.cert_path}
-
-
-@pytest.fixture
-def peer(pki: Pki) -> Iterator[SmtpPeer]:
-    with SmtpPeer("starttls", pki=pki) as running:
-        yield running
+def service_settings_overrides(trusting_test_ca: dict[str, object]) -> dict[str, object]:
+    return trusting_test_ca
 
 
 def run_now(work: Callable[[], None]) -> None:
