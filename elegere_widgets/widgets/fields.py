@@ -58,31 +58,26 @@ GRAPH_FIELDS: tuple[FieldSpec, ...] = (
 )
 
 
+_TYPED_INPUTS: dict[str, type[ipywidgets.ValueWidget]] = {
+    "text": ipywidgets.Text,
+    "password": ipywidgets.Password,
+    "int": ipywidgets.IntText,
+}
+
+
 def make_input(spec: FieldSpec) -> ipywidgets.ValueWidget:
     """The input widget of a field, with the classes ``elegere-field elegere-field-<name>``."""
     style = {"description_width": LABEL_WIDTH}
     widget: ipywidgets.ValueWidget
-    if spec.kind == "text":
-        widget = ipywidgets.Text(
-            description=spec.label,
-            placeholder=spec.placeholder,
-            continuous_update=False,
-            style=style,
-            layout={"width": INPUT_WIDTH},
-        )
-    elif spec.kind == "password":
-        widget = ipywidgets.Password(
+    if spec.kind in _TYPED_INPUTS:
+        extra = {"placeholder": spec.placeholder} if spec.kind == "text" else {}
+        # continuous_update=False: the value commits when the user leaves the field.
+        widget = _TYPED_INPUTS[spec.kind](
             description=spec.label,
             continuous_update=False,
             style=style,
             layout={"width": INPUT_WIDTH},
-        )
-    elif spec.kind == "int":
-        widget = ipywidgets.IntText(
-            description=spec.label,
-            continuous_update=False,
-            style=style,
-            layout={"width": INPUT_WIDTH},
+            **extra,
         )
     elif spec.kind == "bool":
         widget = ipywidgets.Checkbox(description=spec.label, indent=True, style=style)
