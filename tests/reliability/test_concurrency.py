@@ -101,3 +101,39 @@ def test_delete_with_replacement_racing_the_replacements_delete_stays_consistent
         ), results
     usages = {a.name for a in admin.custom_actions.list(SALES)}
     assert usages == {"Send quote"}
+
+
+def test_deleting_an_unused_server_racing_a_new_usage_of_it_stays_consistent(
+    admin: Client, service: RunningService
+) -> None:
+    """The product has no endpoint that adds a usage (eLegere's designers do), so the new
+    custom action is written straight into the store, in its own transaction."""
+    from sqlalchemy.exc import IntegrityError
+
+    for round_ in range(4):
+        target = f"srv_target_{round_}"
+        add_server_row(service, target, f"Target {round_}", SALES)
+
+        def add_usage(target: str = target, round_: int = round_) -> str:
+            try:
+                with service.ctx.sessions() as s:
+                    s.add(
+                        CustomActionRow(
+                            id=f"ca_race_{round_}",
+                            workspace_id=SALES,
+                            name=f"Race {round_}",
+                            email_server_id=target,
+                        )
+                    )
+                    s.commit()
+                return "added"
+            except IntegrityError:
+                return "refused"
+
+        deleted, usage = race(partial(admin.email_servers.delete, SALES, target), add_usage)
+        assert not _dangling_usages(service), (deleted, usage)
+        # Either the delete went first (and the store refused a usage of a gone server), or
+        # the usage went first (and the delete, finding it, asked for a replacement).
+        assert (deleted is None and usage == "refused") or (
+            isinstance(deleted, ServerInUse) and usage == "added"
+        ), (deleted, usage)
