@@ -4,6 +4,7 @@ PostgreSQL, seeded with the demo data."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from elegere_widgets.client import Client
 
 if TYPE_CHECKING:
     from tests.fixtures.certs import Pki
+    from tests.fixtures.identity_provider import IdentityProvider, Tenant
     from tests.fixtures.service import RunningService
     from tests.fixtures.smtp import SmtpPeer
 
@@ -67,6 +69,25 @@ def peer(pki: Pki) -> Iterator[SmtpPeer]:
 
     with SmtpPeer("starttls", pki=pki) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def idp() -> Iterator[IdentityProvider]:
+    """A local Microsoft identity platform and Graph; each test adds the tenants it needs."""
+    from tests.fixtures.identity_provider import IdentityProvider
+
+    with IdentityProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def tenant(idp: IdentityProvider) -> Tenant:
+    """A fresh tenant per test, with the sending mailbox in it."""
+    from tests.fixtures.identity_provider import SALES_MAILBOX
+
+    tenant = idp.add_tenant(domains=[f"t{uuid.uuid4().hex[:8]}.onmicrosoft.com"])
+    idp.add_mailbox(tenant, SALES_MAILBOX, display_name="Sales")
+    return tenant
 
 
 @pytest.fixture

@@ -12,10 +12,9 @@ from sqlalchemy import select, text
 
 from elegere_widgets.client import Client
 from elegere_widgets.errors import InvalidSettings, TestRequired
-from elegere_widgets.models import SmtpServerSpec, SmtpSettings
 from elegere_widgets.server.store.tables import DeliveryRow, EmailServerRow
 from tests.fixtures.service import RunningService
-from tests.fixtures.smtp import ACCOUNT, PASSWORD, SmtpPeer
+from tests.fixtures.smtp import PASSWORD, SmtpPeer
 
 SALES = "ws_sales"
 
@@ -25,30 +24,10 @@ def service_settings_overrides(trusting_test_ca: dict[str, object]) -> dict[str,
     return trusting_test_ca
 
 
-def spec_for(
-    peer: SmtpPeer,
-    *,
-    name: str = "Sales relay",
-    password: str | None = PASSWORD,
-    port: int | None = None,
-) -> SmtpServerSpec:
-    return SmtpServerSpec(
-        name=name,
-        settings=SmtpSettings(
-            server=peer.host,
-            port=port or peer.port,
-            use_ssl=True,
-            account=ACCOUNT,
-            sender_address="sales@acme.example",
-            password=password,
-        ),
-    )
-
-
 def test_passing_test_unlocks_create_and_the_server_is_listed(
     admin: Client, peer: SmtpPeer
 ) -> None:
-    spec = spec_for(peer)
+    spec = peer.spec()
     result = admin.email_servers.test(SALES, spec)
     assert result.ok, result.stages
     assert [s.name for s in result.stages] == [
@@ -75,7 +54,7 @@ def test_passing_test_unlocks_create_and_the_server_is_listed(
 
 
 def test_failed_test_gives_no_token_and_says_what_to_fix(admin: Client, peer: SmtpPeer) -> None:
-    result = admin.email_servers.test(SALES, spec_for(peer, password="wrong"))
+    result = admin.email_servers.test(SALES, peer.spec(password="wrong"))
     assert not result.ok and result.test_token is None
     failed = result.failed_stage
     assert failed is not None and failed.name == "authenticate"
@@ -88,7 +67,7 @@ def test_create_without_a_token_is_428_and_adds_nothing(
 ) -> None:
     r = httpx.post(
         f"{service.url}/api/v1/workspaces/{SALES}/email-servers",
-        json=spec_for(peer).to_wire(),
+        json=peer.spec().to_wire(),
         headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
     )
     assert r.status_code == 428
@@ -103,7 +82,7 @@ def test_create_without_a_token_is_428_and_adds_nothing(
 def test_a_passing_test_of_other_settings_does_not_unlock_create(
     admin: Client, peer: SmtpPeer, change: str
 ) -> None:
-    tested = spec_for(peer)
+    tested = peer.spec()
     token = admin.email_servers.test(SALES, tested).test_token
     assert token
     other = tested.model_copy(deep=True)
@@ -124,38 +103,38 @@ def test_a_passing_test_of_other_settings_does_not_unlock_create(
 def test_a_receipt_is_bound_to_the_workspace_and_the_caller(
     admin: Client, delegate: Client, peer: SmtpPeer
 ) -> None:
-    token = admin.email_servers.test(SALES, spec_for(peer)).test_token
+    token = admin.email_servers.test(SALES, peer.spec()).test_token
     assert token
     delegate.workspaces.grant_admin("ws_support", "delegate@acme.example")
     with pytest.raises(TestRequired):
-        delegate.email_servers.create("ws_support", spec_for(peer), test_token=token)
+        delegate.email_servers.create("ws_support", peer.spec(), test_token=token)
     delegate.workspaces.grant_admin(SALES, "delegate@acme.example")
     with pytest.raises(TestRequired):
-        delegate.email_servers.create(SALES, spec_for(peer), test_token=token)
+        delegate.email_servers.create(SALES, peer.spec(), test_token=token)
     with pytest.raises(TestRequired):
-        admin.email_servers.create(SALES, spec_for(peer), test_token=token[:-2] + "00")
+        admin.email_servers.create(SALES, peer.spec(), test_token=token[:-2] + "00")
 
 
 def test_an_expired_receipt_is_refused(
     admin: Client, peer: SmtpPeer, service: RunningService
 ) -> None:
     service.ctx.receipts.ttl_s = 1  # a short life, so the test need not wait 15 minutes
-    token = admin.email_servers.test(SALES, spec_for(peer)).test_token
+    token = admin.email_servers.test(SALES, peer.spec()).test_token
     assert token
     time.sleep(2.1)
     with pytest.raises(TestRequired) as info:
-        admin.email_servers.create(SALES, spec_for(peer), test_token=token)
+        admin.email_servers.create(SALES, peer.spec(), test_token=token)
     assert "too old" in str(info.value)
 
 
 def test_stored_secrets_are_reused_by_a_test_of_a_stored_server(
     admin: Client, peer: SmtpPeer
 ) -> None:
-    spec = spec_for(peer)
+    spec = peer.spec()
     server = admin.email_servers.create(
         SALES, spec, test_token=admin.email_servers.test(SALES, spec).test_token or ""
     )
-    retest = spec_for(peer, password=None).model_copy(update={"server_id": server.id})
+    retest = peer.spec(password=None).model_copy(update={"server_id": server.id})
     result = admin.email_servers.test(SALES, retest)
     assert result.ok, result.stages
     assert any(s.name == "authenticate" and s.ok for s in result.stages)
@@ -166,7 +145,7 @@ def test_stored_secrets_are_reused_by_a_test_of_a_stored_server(
 def test_send_test_delivers_a_real_message_and_records_it(
     admin: Client, peer: SmtpPeer, service: RunningService
 ) -> None:
-    spec = spec_for(peer)
+    spec = peer.spec()
     server = admin.email_servers.create(
         SALES, spec, test_token=admin.email_servers.test(SALES, spec).test_token or ""
     )
@@ -184,7 +163,7 @@ def test_send_test_delivers_a_real_message_and_records_it(
 def test_send_test_failure_is_recorded_as_failed(
     admin: Client, peer: SmtpPeer, service: RunningService
 ) -> None:
-    spec = spec_for(peer)
+    spec = peer.spec()
     server = admin.email_servers.create(
         SALES, spec, test_token=admin.email_servers.test(SALES, spec).test_token or ""
     )
@@ -207,7 +186,7 @@ def test_loopback_is_refused_unless_the_service_allows_it(
     from elegere_widgets.connectivity.egress import EgressPolicy
 
     service.ctx.egress = EgressPolicy.from_strings([], ports=["1-65535"])
-    result = admin.email_servers.test(SALES, spec_for(peer))
+    result = admin.email_servers.test(SALES, peer.spec())
     assert not result.ok and result.test_token is None
     assert result.stages[0].name == "resolve" and not result.stages[0].ok
     assert "loopback" in result.stages[0].detail
@@ -218,7 +197,7 @@ def test_secrets_never_leave_the_service_and_are_encrypted_at_rest(
     admin: Client, peer: SmtpPeer, service: RunningService, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    spec = spec_for(peer)
+    spec = peer.spec()
     assert PASSWORD not in repr(spec) and PASSWORD not in str(spec)
     bodies: list[str] = []
     hooks = {"response": [lambda r: (r.read(), bodies.append(r.text))]}
@@ -250,7 +229,7 @@ def test_secrets_never_leave_the_service_and_are_encrypted_at_rest(
 
 
 def test_store_keeps_what_was_added(admin: Client, peer: SmtpPeer, service: RunningService) -> None:
-    spec = spec_for(peer, name="Kept relay")
+    spec = peer.spec(name="Kept relay")
     admin.email_servers.create(
         SALES, spec, test_token=admin.email_servers.test(SALES, spec).test_token or ""
     )
@@ -268,10 +247,10 @@ def test_only_mail_ports_unless_the_service_allows_more(
     from elegere_widgets.connectivity.egress import EgressPolicy
 
     service.ctx.egress = EgressPolicy.from_strings(["127.0.0.0/8"])
-    stage = admin.email_servers.test(SALES, spec_for(peer)).stages[0]
+    stage = admin.email_servers.test(SALES, peer.spec()).stages[0]
     assert not stage.ok and f"--egress-allow-port {peer.port}" in stage.detail
     service.ctx.egress = EgressPolicy.from_strings(["127.0.0.0/8"], ports=[str(peer.port)])
-    assert admin.email_servers.test(SALES, spec_for(peer)).ok
+    assert admin.email_servers.test(SALES, peer.spec()).ok
 
 
 def test_tests_are_rate_limited_per_user_with_retry_after(
@@ -282,19 +261,19 @@ def test_tests_are_rate_limited_per_user_with_retry_after(
 
     service.ctx.test_limiter = RateLimiter(3, 60)
     for _ in range(3):
-        admin.email_servers.test(SALES, spec_for(peer, password="wrong"))
+        admin.email_servers.test(SALES, peer.spec(password="wrong"))
     with pytest.raises(RateLimited) as info:
-        admin.email_servers.test(SALES, spec_for(peer))
+        admin.email_servers.test(SALES, peer.spec())
     assert info.value.retry_after is not None and 1 <= info.value.retry_after <= 60
     assert "try again in" in str(info.value)
     with pytest.raises(RateLimited):
         admin.email_servers.send_test(SALES, "srv_sales_mailer", to="a@example.com")
     # Another user has a budget of its own.
     delegate.workspaces.grant_admin(SALES, "delegate@acme.example")
-    assert delegate.email_servers.test(SALES, spec_for(peer)).ok
+    assert delegate.email_servers.test(SALES, peer.spec()).ok
     r = httpx.post(
         f"{service.url}/api/v1/workspaces/{SALES}/email-servers/test",
-        json=spec_for(peer).to_wire(),
+        json=peer.spec().to_wire(),
         headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
     )
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
@@ -312,7 +291,7 @@ def test_accept_ndjson_streams_each_stage_then_the_result(
         "Accept": "application/x-ndjson",
     }
     url = f"{service.url}/api/v1/workspaces/{SALES}/email-servers/test"
-    with httpx.stream("POST", url, json=spec_for(peer).to_wire(), headers=headers) as r:
+    with httpx.stream("POST", url, json=peer.spec().to_wire(), headers=headers) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("application/x-ndjson")
         lines = [json.loads(line) for line in r.iter_lines() if line.strip()]
@@ -331,7 +310,7 @@ def test_accept_ndjson_streams_each_stage_then_the_result(
     assert stages == result.stages and all(s.ok for s in stages)
     assert result.ok and result.test_token
     # The receipt of a streamed test unlocks create like any other.
-    admin.email_servers.create(SALES, spec_for(peer), test_token=result.test_token)
+    admin.email_servers.create(SALES, peer.spec(), test_token=result.test_token)
 
 
 def test_a_refused_streamed_test_is_a_plain_problem_before_any_line(
@@ -341,7 +320,7 @@ def test_a_refused_streamed_test_is_a_plain_problem_before_any_line(
         "Authorization": f"Bearer {service.tokens['admin@acme.example']}",
         "Accept": "application/x-ndjson",
     }
-    spec = spec_for(peer).model_copy(update={"server_id": "srv_missing"})
+    spec = peer.spec().model_copy(update={"server_id": "srv_missing"})
     r = httpx.post(
         f"{service.url}/api/v1/workspaces/{SALES}/email-servers/test",
         json=spec.to_wire(),
@@ -356,9 +335,9 @@ def test_the_client_hands_each_stage_to_on_stage_before_returning(
     admin: Client, peer: SmtpPeer
 ) -> None:
     seen: list[object] = []
-    passed = admin.email_servers.test(SALES, spec_for(peer), on_stage=seen.append)
+    passed = admin.email_servers.test(SALES, peer.spec(), on_stage=seen.append)
     assert passed.ok and passed.test_token and seen == passed.stages
     seen.clear()
-    failed = admin.email_servers.test(SALES, spec_for(peer, password="wrong"), on_stage=seen.append)
+    failed = admin.email_servers.test(SALES, peer.spec(password="wrong"), on_stage=seen.append)
     assert not failed.ok and failed.test_token is None
     assert seen == failed.stages and seen[-1].name == "authenticate"  # type: ignore[attr-defined]

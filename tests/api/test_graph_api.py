@@ -4,8 +4,6 @@ the local identity provider and Graph endpoint that verify the signed client ass
 from __future__ import annotations
 
 import base64
-import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,18 +14,12 @@ from elegere_widgets.client import Client
 from elegere_widgets.errors import InvalidSettings, TestRequired
 from elegere_widgets.models import EmailServerPatch, GraphServerSpec, GraphSettings
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_cer, to_pfx
-from tests.fixtures.identity_provider import App, IdentityProvider, Tenant
+from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
 from tests.fixtures.service import RunningService
 
 SALES = "ws_sales"
 PFX_PASSWORD = "pfx-Marker-Passw0rd"
-MAILBOX = "sales@contoso.example"
-
-
-@pytest.fixture(scope="module")
-def idp() -> Iterator[IdentityProvider]:
-    with IdentityProvider() as provider:
-        yield provider
+MAILBOX = SALES_MAILBOX
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +30,6 @@ def cert() -> CertAndKey:
 @pytest.fixture(scope="module")
 def new_cert() -> CertAndKey:
     return make_cert("elegere-sales-app-2027", key=rsa_key(31))
-
-
-@pytest.fixture
-def tenant(idp: IdentityProvider) -> Tenant:
-    tenant = idp.add_tenant(domains=[f"t{uuid.uuid4().hex[:8]}.onmicrosoft.com"])
-    idp.add_mailbox(tenant, MAILBOX, display_name="Sales")
-    return tenant
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import certifi
@@ -19,6 +18,7 @@ from elegere_widgets.connectivity.graph import GRAPH_SCOPE, send_graph, test_gra
 from elegere_widgets.models import ConnectionTestResult, GraphSettings, Stage
 from tests.fixtures.graph_certs import CertAndKey, make_cert, multi_key_pfx, rsa_key, to_pfx
 from tests.fixtures.identity_provider import (
+    SALES_MAILBOX,
     App,
     IdentityProvider,
     NeverAnswers,
@@ -28,14 +28,8 @@ from tests.fixtures.identity_provider import (
 )
 
 PASSWORD = "pfx-Passw0rd"
-ACCOUNT = "sales@contoso.example"
+ACCOUNT = SALES_MAILBOX
 STAGES = ["certificate", "token", "mailbox", "send_permission"]
-
-
-@pytest.fixture(scope="module")
-def idp() -> Iterator[IdentityProvider]:
-    with IdentityProvider() as provider:
-        yield provider
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +40,6 @@ def cert() -> CertAndKey:
 @pytest.fixture(scope="module")
 def other_cert() -> CertAndKey:
     return make_cert("someone-else", key=rsa_key(21))
-
-
-@pytest.fixture
-def tenant(idp: IdentityProvider) -> Tenant:
-    """A fresh tenant per test, with the sending mailbox in it."""
-    tenant = idp.add_tenant(domains=[f"t{uuid.uuid4().hex[:8]}.onmicrosoft.com"])
-    idp.add_mailbox(tenant, ACCOUNT, display_name="Sales")
-    return tenant
 
 
 @pytest.fixture

@@ -26,21 +26,19 @@ from elegere_widgets.models import (
     EmailServerPatch,
     GraphServerSpec,
     GraphSettings,
-    SmtpServerSpec,
-    SmtpSettings,
 )
 from tests.fixtures.certs import Pki, make_pki
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_pfx
-from tests.fixtures.identity_provider import App, IdentityProvider, Tenant
+from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
 from tests.fixtures.service import RunningService
-from tests.fixtures.smtp import ACCOUNT, SmtpPeer
+from tests.fixtures.smtp import SmtpPeer
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 SALES = "ws_sales"
 CLI = [sys.executable, "-m", "elegere_widgets.server.cli"]
 ADMIN = "admin@acme.example"
-MAILBOX = "sales@contoso.example"
+MAILBOX = SALES_MAILBOX
 
 SMTP_PASSWORD = "smtp-MARKER-a61f0c"
 SMTP_PASSWORD_2 = "smtp-MARKER-2-d93e47"
@@ -51,12 +49,6 @@ PFX_PASSWORD_2 = "pfx-MARKER-2-0c14aa"
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
     return make_pki(tmp_path / "pki")
-
-
-@pytest.fixture
-def idp() -> Iterator[IdentityProvider]:
-    with IdentityProvider() as provider:
-        yield provider
 
 
 @pytest.fixture
@@ -116,17 +108,7 @@ def test_no_secret_marker_leaks_anywhere(
     tenant, app = graph_app
     pfx, pfx_2 = to_pfx(cert, password=PFX_PASSWORD), to_pfx(cert, password=PFX_PASSWORD_2)
     markers = markers_of(pfx, pfx_2)
-    smtp_spec = SmtpServerSpec(
-        name="Marker relay",
-        settings=SmtpSettings(
-            server=peer.host,
-            port=peer.port,
-            use_ssl=True,
-            account=ACCOUNT,
-            sender_address="sales@acme.example",
-            password=SMTP_PASSWORD,
-        ),
-    )
+    smtp_spec = peer.spec("Marker relay")
     graph_spec = GraphServerSpec(
         name="Marker Graph",
         settings=GraphSettings(

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from elegere_widgets.client import Client
-from elegere_widgets.models import EmailServerPatch, SmtpServerSpec, SmtpSettings
+from elegere_widgets.models import EmailServerPatch
 from elegere_widgets.widgets import EmailServersPanel, UpdateServerView
-from tests.fixtures.smtp import ACCOUNT, PASSWORD, SmtpPeer
+from tests.fixtures.smtp import SmtpPeer
 from tests.widgets.support import shown
 
 SALES = "ws_sales"
@@ -125,17 +125,7 @@ def test_someone_else_saved_first_says_so_and_reload_shows_their_change(
 def test_a_test_from_the_update_form_reuses_the_stored_password_and_a_new_one_is_emptied(
     admin: Client, peer: SmtpPeer, make_panel: MakePanel
 ) -> None:
-    spec = SmtpServerSpec(
-        name="Peer relay",
-        settings=SmtpSettings(
-            server=peer.host,
-            port=peer.port,
-            use_ssl=True,
-            account=ACCOUNT,
-            sender_address="sales@acme.example",
-            password=PASSWORD,
-        ),
-    )
+    spec = peer.spec("Peer relay")
     token = admin.email_servers.test(SALES, spec).test_token
     assert token
     admin.email_servers.create(SALES, spec, test_token=token)
