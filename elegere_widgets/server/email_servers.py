@@ -295,11 +295,11 @@ def _keep_secrets_with_their_server(
     row: EmailServerRow,
     settings: AnySettings,
     given: Mapping[str, Any],
-    stored_secrets: Mapping[str, str],
 ) -> None:
     """Refuse to reuse a stored secret for another server, account or tenant."""
     moved = moved_endpoint_fields(row.type, row.settings, settings.public())
-    missing = [name for name in stored_secrets if name not in given]
+    # Which secrets are stored is known without decrypting them.
+    missing = [name for name, stored in row.secrets_set.items() if stored and name not in given]
     if moved and missing:
         raise InvalidSettings(
             field_errors=[
@@ -372,7 +372,7 @@ def prepare_test(
         row_id = row.id
     settings = _validate(spec.type, values)
     if spec.server_id:
-        _keep_secrets_with_their_server(row, settings, spec.settings.secrets(), stored_secrets)
+        _keep_secrets_with_their_server(row, settings, spec.settings.secrets())
     _require_certificate(settings)
     ctx.test_limiter.hit(caller.id, "connection tests and test messages")
     session.rollback()  # end the read transaction before any network I/O
@@ -520,7 +520,7 @@ def update_server(
     given = {k: v for k, v in patch.settings.items() if v is not None}
     merged = {**stored, **given}
     settings = _validate(row.type, merged)
-    _keep_secrets_with_their_server(row, settings, given, ctx.box.open(row.secrets_sealed))
+    _keep_secrets_with_their_server(row, settings, given)
     changed = sorted(
         k for k, v in _wire(settings).items() if k in patch.settings and stored.get(k) != v
     )
