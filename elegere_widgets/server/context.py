@@ -14,7 +14,7 @@ from .config import Settings
 from .rate_limit import RateLimiter
 from .receipts import ReceiptSigner
 from .secrets import SecretBox, load_keys
-from .store.db import make_engine, make_sessionmaker
+from .store.db import make_engine, make_read_sessionmaker, make_sessionmaker
 
 
 @dataclass
@@ -22,6 +22,8 @@ class ServiceContext:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    #: For requests that only read (GET): they never queue behind writers on SQLite.
+    read_sessions: sessionmaker[Session]
     box: SecretBox = field(repr=False)
     receipts: ReceiptSigner = field(repr=False)
     egress: EgressPolicy
@@ -37,6 +39,7 @@ class ServiceContext:
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
+            read_sessions=make_read_sessionmaker(engine),
             box=SecretBox(keys),
             receipts=ReceiptSigner(keys[0], settings.receipt_ttl_s),
             egress=EgressPolicy.from_strings(settings.egress_allow, settings.egress_allow_ports),

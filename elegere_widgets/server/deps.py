@@ -28,8 +28,13 @@ def get_context(request: Request) -> ServiceContext:
 ContextDep = Annotated[ServiceContext, Depends(get_context)]
 
 
-def get_session(ctx: ContextDep) -> Iterator[Session]:
-    with ctx.sessions() as session:
+#: Methods whose handlers only read the store.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
+    sessions = ctx.read_sessions if request.method in READ_METHODS else ctx.sessions
+    with sessions() as session:
         yield session
 
 

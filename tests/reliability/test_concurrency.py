@@ -137,3 +137,20 @@ def test_deleting_an_unused_server_racing_a_new_usage_of_it_stays_consistent(
         assert (deleted is None and usage == "refused") or (
             isinstance(deleted, ServerInUse) and usage == "added"
         ), (deleted, usage)
+
+
+def test_reads_answer_while_a_writer_holds_the_store(service: RunningService) -> None:
+    """A GET never queues behind a write in progress (SQLite: WAL readers with a plain BEGIN;
+    the writers' BEGIN IMMEDIATE would make it wait for the lock, up to its 30 s timeout)."""
+    reader = Client(service.url, service.tokens["admin@acme.example"], timeout=5)
+    table = EmailServerRow.__table__
+    with service.ctx.engine.connect() as writer, writer.begin():
+        writer.execute(
+            table.update().where(table.c.id == MAILER).values(name="Renamed, not committed")
+        )
+        listed = {s.id: s.name for s in reader.email_servers.list(SALES)}
+        fetched = reader.email_servers.get(SALES, MAILER)
+        writer.rollback()
+    reader.close()
+    assert listed[MAILER] == "Sales Mailer"
+    assert fetched.name == "Sales Mailer"
