@@ -178,16 +178,16 @@ def parse(response: httpx.Response, into: type[T]) -> T:
     """The 2xx body as ``into`` (a model, or ``list[Model]``...), or InternalError."""
     what = f"{response.request.method} {response.request.url.path}"
     try:
-        body = response.json()
-    except ValueError:
-        kind = response.headers.get("content-type", "no content type").split(";")[0]
-        raise InternalError(
-            f"{what} answered {kind}, not JSON. Is the base URL the eLegere service's address?"
-        ) from None
-    try:
-        value: T = _adapter(into).validate_python(body)
+        # Straight from the bytes: pydantic's parser builds the models without the dicts and
+        # lists of json.loads (a third of a 1,100-server list's parse time).
+        value: T = _adapter(into).validate_json(response.content)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
+        if first["type"] == "json_invalid":
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise InternalError(
+                f"{what} answered {kind}, not JSON. Is the base URL the eLegere service's address?"
+            ) from None
         where = ".".join(str(p) for p in first["loc"]) or "the body"
         raise InternalError(
             f"{what} answered in a shape this client does not understand ({where}: "

@@ -483,20 +483,22 @@ class EmailServer(BaseModel):
     type: ServerType
     name: str
     version: int
-    settings: SmtpSettingsView | GraphSettingsView
+    # Left to right, inside pydantic's core: the views share no required field but `account`,
+    # so a document fits one of them only. (A before-validator picking the view by `type` was
+    # half the cost of parsing a list of 1,100 servers.)
+    settings: Annotated[SmtpSettingsView | GraphSettingsView, Field(union_mode="left_to_right")]
     secrets_set: dict[str, bool] = Field(default_factory=dict)
     usage: UsageCounts = Field(default_factory=UsageCounts)
     created_at: datetime
     updated_at: datetime
     last_test: LastTest | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _settings_by_type(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("settings"), dict):
-            view = GraphSettingsView if data.get("type") == "microsoft_graph" else SmtpSettingsView
-            data = {**data, "settings": view.model_validate(data["settings"])}
-        return data
+    @model_validator(mode="after")
+    def _settings_of_its_type(self) -> EmailServer:
+        view = GraphSettingsView if self.type == "microsoft_graph" else SmtpSettingsView
+        if not isinstance(self.settings, view):
+            raise ValueError(f"the settings of a {self.type} server must be {view.__name__}")
+        return self
 
     @property
     def type_label(self) -> str:

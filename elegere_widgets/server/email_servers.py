@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 from sqlalchemy import Row, Subquery, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -45,8 +46,11 @@ from ..models import (
     field_errors,
 )
 from ..models.servers import (
+    CertificateInfo,
     GraphServerSpec,
+    GraphSettingsView,
     SmtpServerSpec,
+    SmtpSettingsView,
     moved_endpoint_fields,
     reenter_secret_message,
 )
@@ -137,31 +141,72 @@ _LISTED = (
 )
 
 
+def _document(
+    row: EmailServerRow | Row[Any], scope: Scope, custom_actions: int, scheduler_jobs: int
+) -> dict[str, Any]:
+    """A stored server as EmailServer shows it, in the values pydantic would hold."""
+    last_test = row.last_test
+    if last_test:
+        last_test = {**last_test, "at": datetime.fromisoformat(last_test["at"])}
+    return {
+        "id": row.id,
+        "workspace_id": row.workspace_id,
+        "organization_id": row.organization_id,
+        "scope": "workspace" if row.workspace_id else "organization",
+        "inherited": scope.workspace_id is not None and row.workspace_id is None,
+        "type": row.type,
+        "name": row.name,
+        "version": row.version,
+        "settings": _shown_settings(row.type, row.settings),
+        "secrets_set": row.secrets_set,
+        "usage": {"custom_actions": custom_actions, "scheduler_jobs": scheduler_jobs},
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "last_test": last_test,
+    }
+
+
+#: What a server's settings show, by type: the views' fields, nothing else.
+_SHOWN_SETTINGS = {
+    "smtp": tuple(SmtpSettingsView.model_fields),
+    "microsoft_graph": tuple(GraphSettingsView.model_fields),
+}
+_SHOWN_CERTIFICATE = tuple(CertificateInfo.model_fields)
+
+
+def _shown_settings(server_type: str, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the view's fields leave the service, whatever else a row holds; days left change
+    every day, so they are derived when read, not when saved."""
+    shown = {key: stored[key] for key in _SHOWN_SETTINGS[server_type] if key in stored}
+    info = shown.get("certificate_info")
+    if info:
+        not_after = datetime.fromisoformat(info["not_after"])
+        shown["certificate_info"] = {
+            **{key: info[key] for key in _SHOWN_CERTIFICATE if key in info},
+            "not_after": not_after,
+            "days_left": math.floor((not_after - _now()).total_seconds() / 86400),
+        }
+    return shown
+
+
 def to_model(row: EmailServerRow | Row[Any], scope: Scope, usage: UsageCounts) -> EmailServer:
     return EmailServer.model_validate(
-        {
-            "id": row.id,
-            "workspace_id": row.workspace_id,
-            "organization_id": row.organization_id,
-            "scope": "workspace" if row.workspace_id else "organization",
-            "inherited": scope.workspace_id is not None and row.workspace_id is None,
-            "type": row.type,
-            "name": row.name,
-            "version": row.version,
-            "settings": _with_days_left(row.settings),
-            "secrets_set": row.secrets_set,
-            "usage": usage,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-            "last_test": row.last_test,
-        }
+        _document(row, scope, usage.custom_actions, usage.scheduler_jobs)
     )
 
 
-def list_servers(session: Session, scope: Scope) -> list[EmailServer]:
+def list_servers_json(session: Session, scope: Scope) -> bytes:
+    """The servers the scope sees, as the JSON of ``list[EmailServer]``, inherited ones first.
+
+    Serialized straight from the stored documents, which were validated when written: the same
+    documents that ``to_model`` validates for one server (a test holds the two to one answer).
+    Validating 1,100 of them again and dumping the models cost as much as the query itself.
+    """
     actions = _usages_per_server(scope, CustomActionRow)
     jobs = _usages_per_server(scope, SchedulerJobRow)
-    rows = session.execute(
+    # Through the connection: the rows as Core returns them, without the ORM's result
+    # processing (a sixth of a 1,100-server listing's time).
+    rows = session.connection().execute(
         select(
             *_LISTED,
             func.coalesce(actions.c.n, 0).label("custom_actions"),
@@ -172,14 +217,7 @@ def list_servers(session: Session, scope: Scope) -> list[EmailServer]:
         .where(_visible(scope))
         .order_by(EmailServerRow.workspace_id.is_not(None), EmailServerRow.name_key)
     )
-    return [
-        to_model(
-            r,
-            scope,
-            UsageCounts(custom_actions=r.custom_actions, scheduler_jobs=r.scheduler_jobs),
-        )
-        for r in rows
-    ]
+    return to_json([_document(r, scope, r.custom_actions, r.scheduler_jobs) for r in rows])
 
 
 def one_server(session: Session, scope: Scope, row: EmailServerRow) -> EmailServer:
@@ -279,16 +317,6 @@ def _public_with_derived(settings: AnySettings) -> dict[str, Any]:
             ) from None
         public["certificate_info"] = certificate_info(loaded).model_dump(mode="json")
     return public
-
-
-def _with_days_left(settings: dict[str, Any]) -> dict[str, Any]:
-    """Days left change every day: derive them when read, not when saved."""
-    info = settings.get("certificate_info")
-    if not info:
-        return settings
-    not_after = datetime.fromisoformat(info["not_after"])
-    days_left = math.floor((not_after - _now()).total_seconds() / 86400)
-    return {**settings, "certificate_info": {**info, "days_left": days_left}}
 
 
 def _keep_secrets_with_their_server(

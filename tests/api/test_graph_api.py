@@ -13,6 +13,7 @@ from sqlalchemy import text
 from elegere_widgets.client import Client
 from elegere_widgets.errors import InvalidSettings, TestRequired
 from elegere_widgets.models import EmailServerPatch, GraphServerSpec, GraphSettings
+from elegere_widgets.server.store.tables import EmailServerRow
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_cer, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
 from tests.fixtures.service import RunningService
@@ -182,3 +183,39 @@ def test_send_test_through_graph_is_accepted_not_delivered_and_recorded(
     assert (delivery.status, delivery.kind) == ("accepted", "test")
     admin.email_servers.delete(SALES, server.id)
     assert server.id not in [s.id for s in admin.email_servers.list(SALES)]
+
+
+def test_the_list_shows_each_server_exactly_as_getting_it_does(
+    admin: Client, tenant: Tenant, app: App, cert: CertAndKey, service: RunningService
+) -> None:
+    """The list is serialized from the stored documents without the model (for speed): it must
+    answer what GET answers, for a Graph server with its certificate, an own SMTP server with
+    its last test and an inherited one, and show no key a row holds beyond the view's."""
+    graph = add(admin, graph_spec(tenant, app, cert))
+    table = EmailServerRow.__table__
+    stray = {
+        "server": "smtp.sales.example",
+        "port": 587,
+        "use_ssl": True,
+        "account": "mailer",
+        "sender_address": "mailer@acme.example",
+        "password": "stray-Marker-1",
+    }
+    with service.ctx.engine.begin() as conn:
+        conn.execute(table.update().where(table.c.id == "srv_sales_mailer").values(settings=stray))
+    headers = {"Authorization": f"Bearer {service.tokens['admin@acme.example']}"}
+    base = f"{service.url}/api/v1/workspaces/{SALES}/email-servers"
+    listed = httpx.get(base, headers=headers)
+    assert listed.status_code == 200
+    assert listed.headers["content-type"] == "application/json"
+    assert "stray-Marker-1" not in listed.text
+    by_id = {s["id"]: s for s in listed.json()}
+    assert {graph.id, "srv_sales_mailer", "srv_acme_relay"} <= set(by_id)
+    assert by_id["srv_acme_relay"]["inherited"] is True
+    assert by_id["srv_sales_mailer"]["last_test"] is not None
+    assert by_id[graph.id]["settings"]["certificate_info"]["days_left"] > 300
+    for ident, shown in by_id.items():
+        got = httpx.get(f"{base}/{ident}", headers=headers)
+        assert got.status_code == 200
+        assert shown == got.json(), ident
+    assert "password" not in by_id["srv_sales_mailer"]["settings"]

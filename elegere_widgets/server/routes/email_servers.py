@@ -70,9 +70,9 @@ def make_router(prefix: str, scope_dep: Any, tag: str) -> APIRouter:
     ScopeDep = scope_dep
 
     @router.get("", response_model=list[models.EmailServer])
-    def list_servers(scope: ScopeDep, session: SessionDep) -> list[models.EmailServer]:
+    def list_servers(scope: ScopeDep, session: SessionDep) -> Response:
         """Own servers and, for a workspace, the inherited ones first."""
-        return logic.list_servers(session, scope)
+        return Response(logic.list_servers_json(session, scope), media_type="application/json")
 
     @router.post(
         "/test",

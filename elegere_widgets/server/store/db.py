@@ -16,7 +16,9 @@ READ_ONLY = "elegere_read_only"
 
 
 def make_engine(url: str) -> Engine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # A server connection can drop between requests (restarts, idle timeouts): ping it when
+    # taken from the pool. A SQLite "connection" is a file handle that cannot.
+    kwargs: dict[str, Any] = {"pool_pre_ping": not url.startswith("sqlite")}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
