@@ -24,11 +24,13 @@ from elegere_widgets.errors import (
     ServiceUnavailable,
 )
 from elegere_widgets.server.routes import exports
+from elegere_widgets.server.store.tables import DeliveryRow
 from tests.fixtures.service import RunningService
 
 from .support import (
     RELAY,
     SALES,
+    SQLITE_ONLY,
     SUPPORT,
     TRICKY_ERROR,
     insert_delivery,
@@ -193,3 +195,45 @@ def test_a_transfer_that_breaks_off_raises_instead_of_ending_short(
         pytest.raises(ServiceUnavailable, match="incomplete"),
     ):
         body.read()
+
+
+def test_times_formatted_in_python_match_the_stores_own_text(
+    admin: Client, service: RunningService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store writes `created_at` as text where it can; any other store's times are
+    # formatted in Python, and must come out byte for byte the same.
+    insert_delivery(service, "dlv_tricky", status="failed", error=TRICKY_ERROR)
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 50)
+    with admin.deliveries.export(SALES) as body:
+        by_store = body.read()
+    monkeypatch.setattr(exports, "_TIME_TEXT", {})
+    with admin.deliveries.export(SALES) as body:
+        by_python = body.read()
+
+    assert by_python == by_store
+    assert by_store.count(b"dlv_") == len(store_deliveries(service, SALES))
+
+
+@SQLITE_ONLY
+def test_an_export_does_not_wait_for_a_writer(admin: Client, service: RunningService) -> None:
+    # Every write transaction holds SQLite's write lock from its BEGIN; the export's chunks
+    # only read, and must neither take that lock nor queue for it.
+    with service.ctx.sessions() as writer:
+        writer.add(
+            DeliveryRow(
+                id="dlv_uncommitted",
+                workspace_id=SALES,
+                email_server_id=RELAY,
+                email_server_name="Acme Relay",
+                kind="action",
+                recipients=["someone@example.com"],
+                status="sent",
+                created_at=datetime.now(UTC),
+            )
+        )
+        writer.flush()  # the INSERT: the transaction now holds the write lock
+        rows = _read(admin)
+        writer.rollback()
+
+    assert "dlv_uncommitted" not in {r["id"] for r in rows}
+    assert [r["id"] for r in rows] == [d.id for d in store_deliveries(service, SALES)]
