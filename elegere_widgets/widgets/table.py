@@ -5,8 +5,9 @@ and Settings / Delete on own rows (disabled, with a tooltip saying why, on inher
 
 Rows are widgets that are built once and reused: a page shows at most ``page_size`` of them,
 and neither paging nor a refresh builds new ones. Rows share their cells' layouts and styles,
-so one is 10 widget models (26 with its own; 200 rows of those would be 5,200). The table only shows data and calls
-back: ``ServersTable(on_settings=…, on_delete=…).show(servers)``.
+so one is 10 widget models (26 with its own; 200 rows of those would be 5,200). The header uses
+the same column layouts, so that its cells stay over the rows' cells at any page width. The
+table only shows data and calls back: ``ServersTable(on_settings=…, on_delete=…).show(servers)``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("Used by", "240px"),
     ("Last test", "120px"),
 )
+SETTINGS_WIDTH = "100px"
+DELETE_WIDTH = "90px"
 ROW_LINE = "1px solid #eceff1"
+HIGHLIGHT_LINE = "2px solid #43a047"
+# A highlighted row has a 2px frame; every row and the header keep 2px sides (transparent) so
+# that the frame does not push that row's cells off their columns.
+SIDE = "2px solid transparent"
 INHERITED_TIP = (
     "Inherited from the Organization: only the Organization's Admin or IT Delegates can "
     "change or delete it."
@@ -38,16 +45,28 @@ PAGE_SIZE = 25
 Callback = Callable[[EmailServer], None]
 
 
+def _cell_layout(width: str, *, shrink: bool = True) -> ipywidgets.Layout:
+    # A narrow page shrinks a line's cells in proportion to these widths. With no minimum
+    # (and what does not fit clipped), a cell's content cannot hold its column wider on one
+    # line than on another, so the header and every row shrink alike and stay aligned.
+    # The button columns keep their width: a button's padding would make it shrink less
+    # than the empty header cell above it (flexbox shrinks the box inside the padding).
+    return ipywidgets.Layout(
+        width=width, min_width="0", overflow="hidden", flex="0 1 auto" if shrink else "0 0 auto"
+    )
+
+
 class _Shared:
-    """Layouts and styles that every row shares: a row is then 10 widget models, not 26."""
+    """Layouts and styles that every row and the header share: a row is then 10 widget
+    models, not 26, and one set of column layouts serves the header and the rows alike."""
 
     def __init__(self) -> None:
-        self.layouts = [ipywidgets.Layout(width=w) for _, w in COLUMNS]
+        self.layouts = [_cell_layout(w) for _, w in COLUMNS]
         self.label_style = LabelStyle()
         self.html_style = HTMLStyle()
         self.button_style = ipywidgets.ButtonStyle()
-        self.settings_layout = ipywidgets.Layout(width="100px")
-        self.delete_layout = ipywidgets.Layout(width="90px")
+        self.settings_layout = _cell_layout(SETTINGS_WIDTH, shrink=False)
+        self.delete_layout = _cell_layout(DELETE_WIDTH, shrink=False)
 
     def widgets(self) -> list[ipywidgets.Widget]:
         return [
@@ -110,8 +129,16 @@ class ServerRow(ipywidgets.HBox):  # type: ignore[misc]
             ]
         )
         self.layout.align_items = "center"
-        self.layout.border_bottom = ROW_LINE
+        self._frame(highlight=False)
         css(self, "elegere-row")
+
+    def _frame(self, *, highlight: bool) -> None:
+        # Sides one by one, never the `border` shorthand: with both set, which one wins in the
+        # browser depends on the order the properties happen to be applied in.
+        layout = self.layout
+        layout.border_top = HIGHLIGHT_LINE if highlight else None
+        layout.border_bottom = HIGHLIGHT_LINE if highlight else ROW_LINE
+        layout.border_left = layout.border_right = HIGHLIGHT_LINE if highlight else SIDE
 
     def show(self, server: EmailServer, *, highlight: bool = False) -> None:
         self.server = server
@@ -145,11 +172,7 @@ class ServerRow(ipywidgets.HBox):  # type: ignore[misc]
             control.disabled = server.inherited
             control.tooltip = tip
         (self.add_class if highlight else self.remove_class)("elegere-row-highlight")
-        if highlight:
-            self.layout.border = "2px solid #43a047"
-        else:
-            self.layout.border = None
-            self.layout.border_bottom = ROW_LINE
+        self._frame(highlight=highlight)
         self.layout.display = None
 
     @property
@@ -182,12 +205,20 @@ class ServersTable(ipywidgets.VBox):  # type: ignore[misc]
         self._pool: list[ServerRow] = []
         self._shared = _Shared()
         self._shown = 0
+        shared = self._shared
+        # The rows' column layouts, and empty cells over the two buttons: with the same cells
+        # the header shrinks as the rows do on a narrow page (with six of eight it did not).
         self.header = css(
             ipywidgets.HBox(
                 [
-                    ipywidgets.HTML(f"<b>{esc(title)}</b>", layout=ipywidgets.Layout(width=w))
-                    for title, w in COLUMNS
+                    ipywidgets.HTML(f"<b>{esc(title)}</b>", layout=layout, style=shared.html_style)
+                    for (title, _w), layout in zip(COLUMNS, shared.layouts, strict=True)
                 ]
+                + [
+                    ipywidgets.HTML(layout=shared.settings_layout, style=shared.html_style),
+                    ipywidgets.HTML(layout=shared.delete_layout, style=shared.html_style),
+                ],
+                layout=ipywidgets.Layout(border_left=SIDE, border_right=SIDE),
             ),
             "elegere-table-header",
         )

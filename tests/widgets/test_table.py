@@ -174,3 +174,30 @@ def test_a_workspace_with_200_servers_pages_and_refreshes_without_growing(
     panel.refresh_button.click()
     assert panel.table.page_label.value == "26–50 of 200"
     assert live_widgets() == before
+
+
+def test_the_header_shares_the_rows_column_layout() -> None:
+    """On a page narrower than the table, flexbox shrinks a line's cells in proportion to
+    their widths: the header must have the rows' cells (the same layouts, the button columns
+    too), or its titles drift off their columns (by up to ~50 px at a 1300 px page)."""
+    table = ServersTable(on_settings=lambda s: None, on_delete=lambda s: None)
+    table.show([make_server(0), make_server(1)], focus="srv_1")
+    header = list(table.header.children)
+    for row in table.rows:
+        assert [c.layout for c in row.children] == [c.layout for c in header]
+    for layout in (c.layout for c in header):
+        assert layout.min_width == "0"  # no cell's content holds its column wider
+    plain, highlighted = (r.layout for r in table.rows)
+    # The highlight's frame takes no more width than every row's (and the header's) sides.
+    sides = ("border_left", "border_right")
+    widths = {
+        getattr(lay, s).split()[0]
+        for lay in (plain, highlighted, table.header.layout)
+        for s in sides
+    }
+    assert widths == {"2px"}
+    assert highlighted.border is None and plain.border is None  # sides only, no shorthand
+    table.show([make_server(0), make_server(1)])
+    assert table.rows[1].layout.border_top is None
+    assert table.rows[1].layout.border_left == table.rows[0].layout.border_left
+    table.close()
