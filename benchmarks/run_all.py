@@ -1,6 +1,6 @@
 """Run every benchmark, each in a process of its own, and print one table of their figures.
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--only list,failing,overhead,load]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only list,failing,overhead,load,dashboard,deliveries,panel]
 
 Exits 0 whatever was measured: benchmarks inform, they never fail a build. A benchmark that
 crashes is reported as such in the table and the others still run.
@@ -24,6 +24,9 @@ SCRIPTS = {
     "failing": "bench_failing_test.py",
     "overhead": "bench_test_overhead.py",
     "load": "bench_service_load.py",
+    "dashboard": "bench_dashboard_cold_start.py",
+    "deliveries": "bench_deliveries_frame.py",
+    "panel": "bench_panel_refresh.py",
 }
 
 

@@ -217,5 +217,12 @@ def test_an_own_http_client_is_closed() -> None:
 def test_public_surface() -> None:
     assert elegere_widgets.client.__all__ == ["Client"]
     public = {n for n in vars(elegere_widgets.client) if not n.startswith("_")}
-    modules = {"audit_events", "catalog", "deliveries", "email_servers", "workspaces", "annotations"}
+    modules = {
+        "audit_events",
+        "catalog",
+        "deliveries",
+        "email_servers",
+        "workspaces",
+        "annotations",
+    }
     assert public - modules == {"Client"}
