@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import ColumnElement, Engine, String, Text, cast, func, select, tuple_, type_coerce
 
 from ..deps import ContextDep, SessionDep, WorkspaceScope
-from ..store.db import READ_ONLY
+from ..store.db import reading
 from ..store.tables import DeliveryRow
 from .catalog import deliveries_filter
 
@@ -124,9 +124,8 @@ def deliveries_csv(
     # The permission check's session would hold its pooled connection until the body is
     # sent: end it now.
     session.close()
-    # The chunks only read: on SQLite they must neither take the write lock (BEGIN IMMEDIATE)
-    # nor queue for it behind writers, as they did before reads had their own transactions.
-    chunks = _csv_chunks(ctx.engine.execution_options(**{READ_ONLY: True}), clauses)
+    # The chunks only read: on SQLite they must neither take the write lock nor queue for it.
+    chunks = _csv_chunks(reading(ctx.engine), clauses)
     # The first chunk is read here, before any byte is sent: a store that fails at once
     # still answers a problem (500) instead of a 200 with a broken body.
     first = next(chunks)

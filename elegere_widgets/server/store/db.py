@@ -53,11 +53,16 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def reading(engine: Engine) -> Engine:
+    """The engine for work that only reads: on SQLite its transactions begin deferred, and so
+    never wait for the write lock. A write through it would fail with "database is locked"
+    under contention, so only reads use it."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
 def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for requests that only read: on SQLite they begin a deferred transaction, which
-    never waits for the write lock. A write through one would fail with "database is locked"
-    under contention, so only reads use them."""
-    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+    """Sessions for requests that only read (see ``reading``)."""
+    return sessionmaker(reading(engine), expire_on_commit=False)
 
 
 def alembic_config(engine: Engine) -> Config:
