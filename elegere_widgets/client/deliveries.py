@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -13,6 +14,9 @@ from ..errors import InternalError, ServiceUnavailable
 from ..models.usage import Delivery, Page
 from ._args import require_text, segment
 from ._http import Http, Resource, follow_pages, parse
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 CSV_MEDIA_TYPE = "text/csv"
 # Big enough that pyarrow's and pandas' reads are not one system call per few bytes.
@@ -174,7 +178,7 @@ class _ResponseBody(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
         if self.closed:
             raise ValueError("I/O operation on a closed export.")
         while not self._pending:
@@ -191,8 +195,9 @@ class _ResponseBody(io.RawIOBase):
                     "incomplete. Try again."
                 ) from exc
             self._pending = memoryview(chunk)
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
 

@@ -322,23 +322,23 @@ class _GraphRun:
 
     def _call(self, fn: Callable[[], T], where: str) -> T:
         """``fn()`` in a daemon thread; stop waiting for it when the budget is spent."""
-        box: list[tuple[bool, Any]] = []
+        results: list[T] = []
+        raised: list[BaseException] = []
 
         def run() -> None:
             try:
-                box.append((True, fn()))
+                results.append(fn())
             except BaseException as exc:  # handed to the caller's thread below
-                box.append((False, exc))
+                raised.append(exc)
 
         worker = threading.Thread(target=run, name=f"graph {where}", daemon=True)
         worker.start()
         worker.join(self.budget.remaining())
-        if not box:
+        if raised:
+            raise raised[0]
+        if not results:
             raise StageFailed(self._no_answer(where))
-        ok, value = box[0]
-        if not ok:
-            raise value
-        return value  # type: ignore[no-any-return]
+        return results[0]
 
     # ------------------------------------------------ explaining
 
@@ -438,8 +438,8 @@ class _BudgetSession(requests.Session):
         self.verify = ca_bundle or True
         self._budget = budget
 
-    def request(  # type: ignore[override]  # narrower than requests' own: str only
-        self, method: str, url: str, *args: Any, **kwargs: Any
+    def request(
+        self, method: str, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         remaining = self._budget.remaining()
         if remaining <= 0:

@@ -50,7 +50,7 @@ NO_WORKSPACE = (
 TOKEN_REFUSED = "The configured token was not accepted (expired or revoked?): sign in instead."
 
 
-class Dashboard(ipywidgets.VBox):  # type: ignore[misc]
+class Dashboard(ipywidgets.VBox):
     """The whole page; every control is an attribute a test can read or click."""
 
     def __init__(

@@ -105,7 +105,7 @@ def prepare_store(data_dir: Path) -> tuple[bool, str]:
     from ..server.seed import create_token, seed_demo
     from ..server.store.db import migrate
 
-    ctx = ServiceContext.build(Settings(data_dir=data_dir))  # type: ignore[call-arg]
+    ctx = ServiceContext.build(Settings(data_dir=data_dir))
     try:
         migrate(ctx.engine)
         added = seed_demo(ctx)

@@ -34,7 +34,7 @@ FIELD_WIDTH = "380px"  # a Layout is a widget: each field gets its own, closed w
 FIELD_STYLE = {"description_width": "90px"}
 
 
-class SignInForm(ipywidgets.VBox):  # type: ignore[misc]
+class SignInForm(ipywidgets.VBox):
     """Email, Password, Sign in, and a status line for what went wrong."""
 
     def __init__(

@@ -59,7 +59,7 @@ def set_visible(widget: ipywidgets.DOMWidget, visible: bool) -> None:
     widget.layout.display = None if visible else "none"
 
 
-class StatusLine(ipywidgets.HTML):  # type: ignore[misc]
+class StatusLine(ipywidgets.HTML):
     """One line that says what happened: info, success, error, or busy with a spinner.
 
     ``text`` and ``kind`` hold the plain message and its kind, for tests and for logs.

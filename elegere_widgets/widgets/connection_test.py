@@ -24,7 +24,7 @@ StageCallback = Callable[[Stage], None]
 TestCall = Callable[[Spec, StageCallback], ConnectionTestResult]
 
 
-class ConnectionTestView(ipywidgets.VBox):  # type: ignore[misc]
+class ConnectionTestView(ipywidgets.VBox):
     """Test Connection and Cancel test, a status line and the stages of the last result.
 
     ``get_spec`` answers the spec to test and its fingerprint, or raises InvalidSettings;

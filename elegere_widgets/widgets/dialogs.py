@@ -25,7 +25,7 @@ def candidate_label(server: EmailServer) -> str:
     return f"{server.name} ({server.type_label}, {server.key_setting}){where}"
 
 
-class DeleteDialog(ipywidgets.VBox):  # type: ignore[misc]
+class DeleteDialog(ipywidgets.VBox):
     """Confirm a delete; when the server is in use, Delete waits for a replacement."""
 
     def __init__(

@@ -91,7 +91,7 @@ def make_input(spec: FieldSpec) -> ipywidgets.ValueWidget:
     return css(widget, "elegere-field", f"elegere-field-{spec.name}")
 
 
-class FieldRow(ipywidgets.VBox):  # type: ignore[misc]
+class FieldRow(ipywidgets.VBox):
     """The input, and below it the field's error (hidden while there is none)."""
 
     def __init__(self, spec: FieldSpec) -> None:

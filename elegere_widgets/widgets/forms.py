@@ -29,7 +29,7 @@ from .fields import GRAPH_FIELDS, SMTP_FIELDS, FieldRow, FieldSpec, uploaded_nam
 from .state import PortSuggestion, Spec, fingerprint, validate_spec
 
 
-class ServerForm(ipywidgets.VBox):  # type: ignore[misc]
+class ServerForm(ipywidgets.VBox):
     """The fields of one server type. ``fields[name]`` is the input a test sets or clicks."""
 
     server_type: ClassVar[str]

@@ -43,7 +43,7 @@ NO_RIGHT_ANY = (
 View = AddServerWizard | UpdateServerView | DeleteDialog
 
 
-class EmailServersPanel(ipywidgets.VBox):  # type: ignore[misc]
+class EmailServersPanel(ipywidgets.VBox):
     """The Email Servers tab of one workspace, by name or id (``workspace="Sales"``).
 
     Without ``workspace``, the one workspace the caller administers. ``run_in_thread`` runs a

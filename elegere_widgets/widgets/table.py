@@ -79,7 +79,7 @@ class _Shared:
         ]
 
 
-class ServerRow(ipywidgets.HBox):  # type: ignore[misc]
+class ServerRow(ipywidgets.HBox):
     """One row; ``show(server)`` fills it again, so the same widgets serve every page."""
 
     def __init__(self, on_settings: Callback, on_delete: Callback, shared: _Shared) -> None:
@@ -189,7 +189,7 @@ class ServerRow(ipywidgets.HBox):  # type: ignore[misc]
         ]
 
 
-class ServersTable(ipywidgets.VBox):  # type: ignore[misc]
+class ServersTable(ipywidgets.VBox):
     """Header, the rows of the current page, and Prev / "1–25 of 200" / Next."""
 
     def __init__(

@@ -30,7 +30,7 @@ from .forms import ServerForm, form_for
 from .state import Spec, TestTracker, fingerprint
 
 
-class UpdateServerView(ipywidgets.VBox):  # type: ignore[misc]
+class UpdateServerView(ipywidgets.VBox):
     """The Update Email Server form; every control is an attribute a test can click."""
 
     def __init__(

@@ -29,7 +29,7 @@ FAILURE_NOTE = (
 )
 
 
-class AddServerWizard(ipywidgets.VBox):  # type: ignore[misc]
+class AddServerWizard(ipywidgets.VBox):
     """The Add Email Server stepper; every control is an attribute a test can click."""
 
     def __init__(

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import csv
 import io
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-import elegere_widgets
 from elegere_widgets.audit.frames import _CSV_TYPES, _read_csv
 from elegere_widgets.client import Client
 from elegere_widgets.errors import InternalError, ServiceUnavailable
@@ -49,25 +46,6 @@ def test_multi_line_errors_across_read_blocks() -> None:
     assert table.num_rows == n
     assert table.column("error")[n - 1].as_py() == f'{TRICKY_ERROR} {n - 1}\n"end"'
     assert table.column("id")[n - 1].as_py() == f"dlv_{n - 1}"
-
-
-def _imports_pandas(path: Path) -> bool:
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names = [node.module or ""]
-        else:
-            continue
-        if any(n == "pandas" or n.startswith("pandas.") for n in names):
-            return True
-    return False
-
-
-def test_only_the_audit_package_imports_pandas() -> None:
-    package = Path(elegere_widgets.__file__).parent
-    found = {p.relative_to(package) for p in package.rglob("*.py") if _imports_pandas(p)}
-    assert found and all(p.parts[0] == "audit" for p in found), sorted(map(str, found))
 
 
 def test_an_export_answered_by_something_else_is_refused_and_closed() -> None:
