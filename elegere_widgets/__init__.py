@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import models
+from ._version import __version__
 from .client import Client
 from .errors import ElegereError
 
 if TYPE_CHECKING:
     from .widgets import EmailServersPanel
 
-__all__ = ["Client", "ElegereError", "EmailServersPanel", "models"]
-__version__ = "0.1.0"
+__all__ = ["Client", "ElegereError", "EmailServersPanel", "__version__", "models"]
 
 
 def __getattr__(name: str) -> Any:

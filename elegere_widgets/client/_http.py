@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
-from importlib import metadata
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from .._version import __version__
 from ..errors import (
     InternalError,
     RateLimited,
@@ -40,11 +40,7 @@ T = TypeVar("T")
 # (passwords, certificates).
 logger = logging.getLogger("elegere_widgets.client")
 
-try:
-    _VERSION = metadata.version("elegere-widgets")
-except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    _VERSION = "0"
-USER_AGENT = f"elegere-widgets/{_VERSION} httpx/{httpx.__version__}"
+USER_AGENT = f"elegere-widgets/{__version__} httpx/{httpx.__version__}"
 
 # Gateways answer these while the service restarts or is redeployed.
 _TRANSIENT = {502, 503, 504}
