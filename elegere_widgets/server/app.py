@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from . import problems
 from .config import Settings
 from .context import ServiceContext
+from .deps import enter_organization, enter_workspace
 from .limits import BodySizeLimit
 from .routes import catalog, email_servers, exports, people, sign_in
 
@@ -31,13 +32,22 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.ctx = ctx
     problems.install(app)
     app.include_router(sign_in.router)
-    for router in (
-        people.router,
-        email_servers.workspace_router,
-        email_servers.organization_router,
-        catalog.router,
-        exports.router,
-    ):
+    app.include_router(people.router, prefix=API_PREFIX)
+    # One router for both scopes: the mount's dependency declares `ws` or `org` and sets
+    # the scope that the routes' service acts on.
+    app.include_router(
+        email_servers.router,
+        prefix=f"{API_PREFIX}/workspaces/{{ws}}",
+        tags=["workspace"],
+        dependencies=[Depends(enter_workspace)],
+    )
+    app.include_router(
+        email_servers.router,
+        prefix=f"{API_PREFIX}/organizations/{{org}}",
+        tags=["organization"],
+        dependencies=[Depends(enter_organization)],
+    )
+    for router in (catalog.router, exports.router):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)

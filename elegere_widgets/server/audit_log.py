@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
-from .deps import Caller, Scope
+from .scope import Caller, Scope
 from .store.tables import AuditEvent
 
 

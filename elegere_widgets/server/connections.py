@@ -15,6 +15,10 @@ TEST_BODY = (
 )
 
 
+def _graph_ca_bundle(ctx: ServiceContext) -> str | None:
+    return str(ctx.settings.graph_ca_file) if ctx.settings.graph_ca_file else None
+
+
 def run_connection_test(
     ctx: ServiceContext,
     settings: SmtpSettings | GraphSettings,
@@ -37,7 +41,7 @@ def run_connection_test(
         authority_host=ctx.settings.graph_authority_host,
         graph_base_url=ctx.settings.graph_base_url,
         budget_s=ctx.settings.test_budget_s,
-        ca_bundle=ctx.settings.graph_ca_file and str(ctx.settings.graph_ca_file),
+        ca_bundle=_graph_ca_bundle(ctx),
         progress=progress,
     )
 
@@ -66,5 +70,5 @@ def send_test_message(
         authority_host=ctx.settings.graph_authority_host,
         graph_base_url=ctx.settings.graph_base_url,
         budget_s=ctx.settings.send_budget_s,
-        ca_bundle=ctx.settings.graph_ca_file and str(ctx.settings.graph_ca_file),
+        ca_bundle=_graph_ca_bundle(ctx),
     )

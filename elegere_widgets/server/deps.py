@@ -1,9 +1,9 @@
-"""Route dependencies: the store session, the caller, and what the caller may touch."""
+"""Route dependencies: the store session, the caller, the scope, and the services built
+from them. The values themselves (``Caller``, ``Scope``) live in ``scope.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,13 +11,35 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import AuthenticationRequired, NotFound, PermissionDenied
+from ..errors import (
+    AuthenticationRequired,
+    BadRequest,
+    NotFound,
+    PermissionDenied,
+    VersionRequired,
+)
 from .context import ServiceContext
+from .scope import ADMIN_GRANTORS, SERVER_MANAGERS, Caller, Scope
 from .security import hash_token
-from .store.tables import ApiToken, Organization, RoleGrant, User, WorkspaceRow
+from .services.catalog import CatalogQueries
+from .services.email_servers import EmailServerService
+from .services.people import PeopleService, find_workspace
+from .store.tables import ApiToken, Organization, RoleGrant, User
 
-SERVER_MANAGERS = frozenset({"admin_delegate", "it_delegate"})
-ADMIN_GRANTORS = frozenset({"admin_delegate", "users_workspaces_delegate"})
+__all__ = [
+    "ADMIN_GRANTORS",
+    "SERVER_MANAGERS",
+    "Caller",
+    "CallerDep",
+    "CatalogDep",
+    "ContextDep",
+    "EmailServersDep",
+    "OrganizationScope",
+    "PeopleDep",
+    "Scope",
+    "SessionDep",
+    "WorkspaceScope",
+]
 
 
 def get_context(request: Request) -> ServiceContext:
@@ -39,27 +61,6 @@ def get_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-
-
-@dataclass
-class Caller:
-    user: User
-    grants: list[RoleGrant]
-
-    @property
-    def id(self) -> str:
-        return self.user.id
-
-    def is_workspace_admin(self, workspace_id: str) -> bool:
-        return any(
-            g.role == "workspace_admin" and g.workspace_id == workspace_id for g in self.grants
-        )
-
-    def has_org_role(self, organization_id: str, roles: frozenset[str]) -> bool:
-        return any(
-            g.role in roles and g.organization_id == organization_id and g.workspace_id is None
-            for g in self.grants
-        )
 
 
 def get_caller(request: Request, session: SessionDep) -> Caller:
@@ -89,27 +90,6 @@ def get_caller(request: Request, session: SessionDep) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Whose email servers a call is about: one workspace (own + inherited) or an organization."""
-
-    organization_id: str
-    workspace_id: str | None
-    label: str
-
-    @property
-    def own_key(self) -> str:
-        return self.workspace_id or f"org:{self.organization_id}"
-
-
-def find_workspace(session: Session, caller: Caller, ws: str) -> WorkspaceRow:
-    """The caller's organization's workspace by id, else 404 (other organizations are unknown)."""
-    row = session.get(WorkspaceRow, ws)
-    if row is None or row.organization_id != caller.user.organization_id:
-        raise NotFound(f"There is no workspace '{ws}' in your organization.")
-    return row
-
-
 def workspace_scope(ws: str, caller: CallerDep, session: SessionDep) -> Scope:
     row = find_workspace(session, caller, ws)
     if not caller.is_workspace_admin(row.id):
@@ -134,3 +114,70 @@ def organization_scope(org: str, caller: CallerDep, session: SessionDep) -> Scop
 
 WorkspaceScope = Annotated[Scope, Depends(workspace_scope)]
 OrganizationScope = Annotated[Scope, Depends(organization_scope)]
+
+
+# A router mounted under several prefixes gets its scope from the mount: the mount's
+# dependency (which declares the path parameter, `ws` or `org`) sets it, the routes read it.
+_MOUNTED_SCOPE = "elegere_scope"
+
+
+def enter_workspace(request: Request, scope: WorkspaceScope) -> None:
+    """Mount dependency: the routes below `/workspaces/{ws}` act on that workspace."""
+    setattr(request.state, _MOUNTED_SCOPE, scope)
+
+
+def enter_organization(request: Request, scope: OrganizationScope) -> None:
+    """Mount dependency: the routes below `/organizations/{org}` act on that organization."""
+    setattr(request.state, _MOUNTED_SCOPE, scope)
+
+
+def mounted_scope(request: Request) -> Scope:
+    scope: Scope | None = getattr(request.state, _MOUNTED_SCOPE, None)
+    if scope is None:  # a mount without enter_workspace / enter_organization: a wiring bug
+        raise RuntimeError("this router must be mounted with a scope dependency")
+    return scope
+
+
+MountedScope = Annotated[Scope, Depends(mounted_scope)]
+
+
+def email_servers(
+    ctx: ContextDep, session: SessionDep, caller: CallerDep, scope: MountedScope
+) -> EmailServerService:
+    return EmailServerService(ctx, session, scope, caller)
+
+
+EmailServersDep = Annotated[EmailServerService, Depends(email_servers)]
+
+
+def people(session: SessionDep, caller: CallerDep) -> PeopleService:
+    return PeopleService(session, caller)
+
+
+PeopleDep = Annotated[PeopleService, Depends(people)]
+
+
+def catalog(session: SessionDep, scope: WorkspaceScope) -> CatalogQueries:
+    return CatalogQueries(session, scope)
+
+
+CatalogDep = Annotated[CatalogQueries, Depends(catalog)]
+
+
+def expected_version(if_match: str | None) -> int:
+    """The version an update changes, from `If-Match: "<version>"`.
+
+    Called by the route after its body was validated, so a bad body is still a 422 first.
+    """
+    if if_match is None or not if_match.strip():
+        raise VersionRequired(
+            "Send the version you are changing in an If-Match header (the ETag of the server, "
+            'e.g. If-Match: "3"), so that nobody else\'s change is overwritten.'
+        )
+    raw = if_match.strip().removeprefix("W/").strip('"')
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(
+            f'If-Match must be the server\'s version number, like "3"; got {if_match!r}.'
+        ) from None

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 
 from .config import Settings
 from .secrets import SecretBox, load_keys
 from .store.db import make_engine
 from .store.tables import EmailServerRow
 
-servers = EmailServerRow.__table__
+servers = cast(Table, EmailServerRow.__table__)  # a mapped class is mapped to a Table
 
 
 def _write_key_file(path: Path, keys: list[bytes]) -> None:

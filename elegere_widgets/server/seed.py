@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import SmtpSettings
+from ..models import EmailServer, SmtpSettings
 from .context import ServiceContext
+from .scope import Scope
 from .security import hash_password, hash_token, new_id, new_token
+from .services.email_servers import EmailServerService, test_record
 from .store.tables import (
     ApiToken,
     CustomActionRow,
     DeliveryRow,
-    EmailServerRow,
     Organization,
     RoleGrant,
     SchedulerJobRow,
@@ -25,7 +27,8 @@ from .store.tables import (
 
 DEMO_PASSWORD = "demo"
 ORG_ID, SALES_ID, SUPPORT_ID = "org_acme", "ws_sales", "ws_support"
-DEMO_USERS = {
+#: email -> (name, [(role, workspace or None for the organization)])
+DEMO_USERS: dict[str, tuple[str, list[tuple[str, str | None]]]] = {
     "delegate@acme.example": ("Dana Delegate", [("admin_delegate", None)]),
     "admin@acme.example": ("Alex Admin", [("workspace_admin", SALES_ID)]),
     "analyst@acme.example": ("Ana Analyst", []),
@@ -71,8 +74,12 @@ def seed_demo(ctx: ServiceContext, *, deliveries: int = 300, now: datetime | Non
                         scope_key=ws or "org",
                     )
                 )
-        relay = _server(
+        session.commit()
+        # Through the command the API's create uses, without a test receipt (the demo hosts
+        # do not exist) and without an audit event (nobody did it).
+        relay = add_smtp_server(
             ctx,
+            session,
             "srv_acme_relay",
             "Acme Relay",
             None,
@@ -86,8 +93,9 @@ def seed_demo(ctx: ServiceContext, *, deliveries: int = 300, now: datetime | Non
             ),
             now - timedelta(days=2),
         )
-        mailer = _server(
+        mailer = add_smtp_server(
             ctx,
+            session,
             "srv_sales_mailer",
             "Sales Mailer",
             SALES_ID,
@@ -101,8 +109,6 @@ def seed_demo(ctx: ServiceContext, *, deliveries: int = 300, now: datetime | Non
             ),
             now - timedelta(days=40),
         )
-        session.add_all([relay, mailer])
-        session.flush()
         session.add_all(
             [
                 CustomActionRow(
@@ -134,29 +140,33 @@ def seed_demo(ctx: ServiceContext, *, deliveries: int = 300, now: datetime | Non
     return True
 
 
-def _server(
-    ctx: ServiceContext, ident: str, name: str, ws: str | None, s: SmtpSettings, tested: datetime
-) -> EmailServerRow:
-    return EmailServerRow(
-        id=ident,
-        organization_id=ORG_ID,
-        workspace_id=ws,
-        scope_key=ws or f"org:{ORG_ID}",
-        type="smtp",
-        name=name,
-        name_key=name.casefold(),
-        settings=s.public(),
-        secrets_sealed=ctx.box.seal(s.secrets()),
-        secrets_set={"password": True},
+def add_smtp_server(
+    ctx: ServiceContext,
+    session: Session,
+    ident: str,
+    name: str,
+    ws: str | None,
+    settings: SmtpSettings,
+    tested: datetime,
+    *,
+    last_test: dict[str, Any] | Literal["passed"] | None = "passed",
+) -> EmailServer:
+    """An SMTP server of the demo organization that passed its test at ``tested``, added
+    with the service's create command (no receipt, no audit event)."""
+    workspace = session.get(WorkspaceRow, ws) if ws else None
+    scope = Scope(ORG_ID, ws, workspace.name if workspace else ORG_ID)
+    return EmailServerService(ctx, session, scope).create(
+        "smtp",
+        name,
+        settings,
+        last_test=test_record(True, 640, "passed", tested) if last_test == "passed" else last_test,
+        server_id=ident,
         created_at=tested - timedelta(days=30),
         updated_at=tested,
-        last_test={"ok": True, "at": tested.isoformat(), "elapsed_ms": 640, "detail": "passed"},
     )
 
 
-def _deliveries(
-    n: int, now: datetime, routes: list[tuple[str, EmailServerRow]]
-) -> list[DeliveryRow]:
+def _deliveries(n: int, now: datetime, routes: list[tuple[str, EmailServer]]) -> list[DeliveryRow]:
     rng = random.Random(42)  # the same demo every time
     out = []
     for i in range(n):

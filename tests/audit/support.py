@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from elegere_widgets.models import SmtpSettings
-from elegere_widgets.server.seed import ORG_ID, _server
+from elegere_widgets.server.seed import ORG_ID, add_smtp_server
 from elegere_widgets.server.store.tables import DeliveryRow, EmailServerRow
 from tests.fixtures.service import RunningService
 
@@ -73,23 +73,23 @@ def insert_smtp_server(
     last_test: dict[str, Any] | str | None = "passed",
 ) -> None:
     """An SMTP server straight into the store (an API create needs a passing live test)."""
-    row = _server(
-        service.ctx,
-        ident,
-        name,
-        ws,
-        SmtpSettings(
-            server=f"{ident.replace('_', '-')}.acme.example",
-            port=587,
-            account="audit",
-            sender_address="audit@acme.example",
-            password=SECRET_MARKER,
-        ),
-        datetime.now(UTC) - timedelta(days=1),
-    )
-    if last_test != "passed":
-        row.last_test = last_test  # type: ignore[assignment]
-    _add(service, row)
+    with service.ctx.sessions() as s:
+        add_smtp_server(
+            service.ctx,
+            s,
+            ident,
+            name,
+            ws,
+            SmtpSettings(
+                server=f"{ident.replace('_', '-')}.acme.example",
+                port=587,
+                account="audit",
+                sender_address="audit@acme.example",
+                password=SECRET_MARKER,
+            ),
+            datetime.now(UTC) - timedelta(days=1),
+            last_test=last_test,  # type: ignore[arg-type]
+        )
 
 
 def insert_graph_server(

@@ -2,93 +2,32 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import ColumnElement, select, tuple_
 
 from ... import models
-from ...errors import InvalidSettings
-from ...models import FieldError
-from ..deps import Scope, SessionDep, WorkspaceScope
-from ..store.tables import AuditEvent as AuditEventRow
-from ..store.tables import CustomActionRow, DeliveryRow, SchedulerJobRow
+from ..deps import CatalogDep
 
 router = APIRouter(prefix="/workspaces/{ws}", tags=["workspace"])
 
 MAX_PAGE = 5000
 
 
-def _senders(
-    session: SessionDep, scope: WorkspaceScope, model: type[CustomActionRow] | type[SchedulerJobRow]
-) -> list[Any]:
-    return list(
-        session.scalars(
-            select(model).where(model.workspace_id == scope.workspace_id).order_by(model.name)
-        )
-    )
-
-
 @router.get("/custom-actions", response_model=list[models.CustomAction])
-def custom_actions(scope: WorkspaceScope, session: SessionDep) -> list[models.CustomAction]:
-    rows = _senders(session, scope, CustomActionRow)
-    return [models.CustomAction.model_validate(r, from_attributes=True) for r in rows]
+def custom_actions(catalog: CatalogDep) -> list[models.CustomAction]:
+    return catalog.custom_actions()
 
 
 @router.get("/scheduler-jobs", response_model=list[models.SchedulerJob])
-def scheduler_jobs(scope: WorkspaceScope, session: SessionDep) -> list[models.SchedulerJob]:
-    rows = _senders(session, scope, SchedulerJobRow)
-    return [models.SchedulerJob.model_validate(r, from_attributes=True) for r in rows]
-
-
-def _encode_cursor(row: DeliveryRow) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        at, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), ident
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidSettings(
-            field_errors=[
-                FieldError(field="cursor", message="Pass back the next_cursor of the last page.")
-            ]
-        ) from None
-
-
-def deliveries_filter(
-    scope: Scope, server_id: str | None, since: datetime | None, until: datetime | None
-) -> list[ColumnElement[bool]]:
-    """The WHERE clauses shared by the JSON pages and the CSV export (``routes/exports.py``).
-
-    ``since`` is inclusive, ``until`` exclusive. A time without a zone is refused (422 on that
-    field): the store compares instants, and whose local time it meant cannot be guessed.
-    """
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidSettings(
-                field_errors=[
-                    FieldError(field=name, message="Give a time zone, e.g. 2026-11-01T00:00:00Z.")
-                ]
-            )
-    clauses: list[ColumnElement[bool]] = [DeliveryRow.workspace_id == scope.workspace_id]
-    if server_id:
-        clauses.append(DeliveryRow.email_server_id == server_id)
-    if since:
-        clauses.append(DeliveryRow.created_at >= since)
-    if until:
-        clauses.append(DeliveryRow.created_at < until)
-    return clauses
+def scheduler_jobs(catalog: CatalogDep) -> list[models.SchedulerJob]:
+    return catalog.scheduler_jobs()
 
 
 @router.get("/deliveries", response_model=models.Page[models.Delivery])
 def deliveries(
-    scope: WorkspaceScope,
-    session: SessionDep,
+    catalog: CatalogDep,
     server_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -96,45 +35,16 @@ def deliveries(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
 ) -> models.Page[models.Delivery]:
     """Deliveries through the workspace's servers, oldest first, paginated by cursor."""
-    query = select(DeliveryRow).where(*deliveries_filter(scope, server_id, since, until))
-    if cursor:
-        at, ident = _decode_cursor(cursor)
-        # A row value, as in the CSV export: SQLite seeks the index only for this form.
-        query = query.where(tuple_(DeliveryRow.created_at, DeliveryRow.id) > (at, ident))
-    rows = list(
-        session.scalars(query.order_by(DeliveryRow.created_at, DeliveryRow.id).limit(limit + 1))
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return models.Page[models.Delivery](
-        items=[models.Delivery.model_validate(r, from_attributes=True) for r in rows],
-        next_cursor=_encode_cursor(rows[-1]) if more else None,
+    return catalog.deliveries(
+        server_id=server_id, since=since, until=until, cursor=cursor, limit=limit
     )
 
 
 @router.get("/audit-events", response_model=models.Page[models.AuditEvent])
 def audit_events(
-    scope: WorkspaceScope,
-    session: SessionDep,
+    catalog: CatalogDep,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
 ) -> models.Page[models.AuditEvent]:
     """Changes, tests and test sends of the workspace's servers, newest first."""
-    query = select(AuditEventRow).where(AuditEventRow.workspace_id == scope.workspace_id)
-    if cursor:
-        if not cursor.isdigit():
-            raise InvalidSettings(
-                field_errors=[
-                    FieldError(
-                        field="cursor", message="Pass back the next_cursor of the last page."
-                    )
-                ]
-            )
-        query = query.where(AuditEventRow.id < int(cursor))
-    rows = list(session.scalars(query.order_by(AuditEventRow.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return models.Page[models.AuditEvent](
-        items=[models.AuditEvent.model_validate(r, from_attributes=True) for r in rows],
-        next_cursor=str(rows[-1].id) if more else None,
-    )
+    return catalog.audit_events(cursor=cursor, limit=limit)

@@ -17,11 +17,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from sqlalchemy import ColumnElement, Engine, String, Text, cast, func, select, tuple_, type_coerce
+from sqlalchemy.orm import InstrumentedAttribute
 
 from ..deps import ContextDep, SessionDep, WorkspaceScope
+from ..services.catalog import deliveries_filter
 from ..store.db import reading
 from ..store.tables import DeliveryRow
-from .catalog import deliveries_filter
 
 router = APIRouter(prefix="/workspaces/{ws}", tags=["workspace"])
 
@@ -65,9 +66,9 @@ _TIME_TEXT: dict[str, ColumnElement[str]] = {
 }
 
 
-def _selected(dialect: str) -> tuple[ColumnElement[object], ...]:
+def _selected(dialect: str) -> tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]:
     """The columns in CSV order; ``created_at`` as text where the store can write it."""
-    at: ColumnElement[Any] = _TIME_TEXT.get(dialect, DeliveryRow.created_at)
+    at = _TIME_TEXT.get(dialect, DeliveryRow.created_at.expression)
     return (
         DeliveryRow.id,
         at.label("created_at"),

@@ -180,3 +180,12 @@ class AuditEvent(Base):
     changed_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     result: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class SpentReceipt(Base):
+    """A test receipt that added its server: the key refuses a second create with it, also
+    when two service processes race (the second insert of the id fails)."""
+
+    __tablename__ = "spent_receipts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    spent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

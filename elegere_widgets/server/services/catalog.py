@@ -1,0 +1,127 @@
+"""What sends mail in a workspace (read-only) and what was sent: reads only."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select, tuple_
+from sqlalchemy.orm import Session
+
+from ... import models
+from ...errors import InvalidSettings
+from ...models import FieldError
+from ..scope import Scope
+from ..store.tables import AuditEvent as AuditEventRow
+from ..store.tables import CustomActionRow, DeliveryRow, SchedulerJobRow
+
+_BAD_CURSOR = "Pass back the next_cursor of the last page."
+
+
+def _bad_cursor() -> InvalidSettings:
+    return InvalidSettings(field_errors=[FieldError(field="cursor", message=_BAD_CURSOR)])
+
+
+def _encode_cursor(row: DeliveryRow) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), ident
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise _bad_cursor() from None
+
+
+def deliveries_filter(
+    scope: Scope, server_id: str | None, since: datetime | None, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses shared by the JSON pages and the CSV export (``routes/exports.py``).
+
+    ``since`` is inclusive, ``until`` exclusive. A time without a zone is refused (422 on that
+    field): the store compares instants, and whose local time it meant cannot be guessed.
+    """
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidSettings(
+                field_errors=[
+                    FieldError(field=name, message="Give a time zone, e.g. 2026-11-01T00:00:00Z.")
+                ]
+            )
+    clauses: list[ColumnElement[bool]] = [DeliveryRow.workspace_id == scope.workspace_id]
+    if server_id:
+        clauses.append(DeliveryRow.email_server_id == server_id)
+    if since:
+        clauses.append(DeliveryRow.created_at >= since)
+    if until:
+        clauses.append(DeliveryRow.created_at < until)
+    return clauses
+
+
+@dataclass
+class CatalogQueries:
+    """A workspace's custom actions, scheduler jobs, deliveries and audit trail."""
+
+    session: Session
+    scope: Scope
+
+    def custom_actions(self) -> list[models.CustomAction]:
+        rows = self.session.scalars(
+            select(CustomActionRow)
+            .where(CustomActionRow.workspace_id == self.scope.workspace_id)
+            .order_by(CustomActionRow.name)
+        )
+        return [models.CustomAction.model_validate(r, from_attributes=True) for r in rows]
+
+    def scheduler_jobs(self) -> list[models.SchedulerJob]:
+        rows = self.session.scalars(
+            select(SchedulerJobRow)
+            .where(SchedulerJobRow.workspace_id == self.scope.workspace_id)
+            .order_by(SchedulerJobRow.name)
+        )
+        return [models.SchedulerJob.model_validate(r, from_attributes=True) for r in rows]
+
+    def deliveries(
+        self,
+        *,
+        server_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        cursor: str | None,
+        limit: int,
+    ) -> models.Page[models.Delivery]:
+        """Deliveries through the workspace's servers, oldest first, paginated by cursor."""
+        query = select(DeliveryRow).where(*deliveries_filter(self.scope, server_id, since, until))
+        if cursor:
+            at, ident = _decode_cursor(cursor)
+            # A row value, as in the CSV export: SQLite seeks the index only for this form.
+            query = query.where(tuple_(DeliveryRow.created_at, DeliveryRow.id) > (at, ident))
+        rows = list(
+            self.session.scalars(
+                query.order_by(DeliveryRow.created_at, DeliveryRow.id).limit(limit + 1)
+            )
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return models.Page[models.Delivery](
+            items=[models.Delivery.model_validate(r, from_attributes=True) for r in rows],
+            next_cursor=_encode_cursor(rows[-1]) if more else None,
+        )
+
+    def audit_events(self, *, cursor: str | None, limit: int) -> models.Page[models.AuditEvent]:
+        """Changes, tests and test sends of the workspace's servers, newest first."""
+        query = select(AuditEventRow).where(AuditEventRow.workspace_id == self.scope.workspace_id)
+        if cursor:
+            if not cursor.isdigit():
+                raise _bad_cursor()
+            query = query.where(AuditEventRow.id < int(cursor))
+        rows = list(self.session.scalars(query.order_by(AuditEventRow.id.desc()).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return models.Page[models.AuditEvent](
+            items=[models.AuditEvent.model_validate(r, from_attributes=True) for r in rows],
+            next_cursor=str(rows[-1].id) if more else None,
+        )

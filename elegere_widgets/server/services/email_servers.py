@@ -1,0 +1,761 @@
+"""Email servers of a workspace or an organization: what can be read, and the commands.
+
+Network work (connection tests, test sends) and certificate loading never run inside a store
+transaction: the transaction that read ends first, and a new one records the outcome.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import to_json
+from sqlalchemy import Row, Subquery, and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from ...connectivity.certificates import CertificateError, certificate_info, load_credential
+from ...errors import (
+    BadReplacement,
+    InvalidSettings,
+    NameTaken,
+    NotFound,
+    ReadOnlyServer,
+    ServerInUse,
+    StaleVersion,
+    TestRequired,
+)
+from ...models import (
+    SECRET_FIELDS,
+    SETTINGS_BY_TYPE,
+    ConnectionTestResult,
+    EmailServer,
+    EmailServerPatch,
+    FieldError,
+    GraphSettings,
+    SendTestResult,
+    SmtpSettings,
+    Stage,
+    Usage,
+    UsageCounts,
+    field_errors,
+)
+from ...models.servers import (
+    CertificateInfo,
+    GraphServerSpec,
+    GraphSettingsView,
+    SmtpServerSpec,
+    SmtpSettingsView,
+    moved_endpoint_fields,
+    reenter_secret_message,
+)
+from .. import audit_log
+from ..connections import run_connection_test, send_test_message
+from ..context import ServiceContext
+from ..receipts import Receipt, settings_digest
+from ..scope import Caller, Scope
+from ..security import new_id
+from ..store.tables import (
+    CustomActionRow,
+    DeliveryRow,
+    EmailServerRow,
+    SchedulerJobRow,
+    SpentReceipt,
+)
+
+Spec = SmtpServerSpec | GraphServerSpec
+AnySettings = SmtpSettings | GraphSettings
+SenderModel = type[CustomActionRow] | type[SchedulerJobRow]
+Progress = Callable[[Stage], None]
+TestRun = Callable[[Progress | None], ConnectionTestResult]
+
+# Shown with the settings, derived from the certificate; not a setting one can write.
+DERIVED_FIELDS = ("certificate_info",)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def test_record(
+    ok: bool, elapsed_ms: int, detail: str, at: datetime | None = None
+) -> dict[str, Any]:
+    """A server's ``last_test`` as stored."""
+    return {"ok": ok, "at": (at or _now()).isoformat(), "elapsed_ms": elapsed_ms, "detail": detail}
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _visible(scope: Scope) -> Any:
+    org_own = and_(
+        EmailServerRow.organization_id == scope.organization_id,
+        EmailServerRow.workspace_id.is_(None),
+    )
+    if scope.workspace_id is None:
+        return org_own
+    return or_(EmailServerRow.workspace_id == scope.workspace_id, org_own)
+
+
+def _usage_filter(scope: Scope, model: SenderModel) -> Any:
+    # From a workspace, only that workspace's usages are visible, also of inherited servers.
+    return model.workspace_id == scope.workspace_id if scope.workspace_id else True
+
+
+def _usages_per_server(scope: Scope, model: SenderModel) -> Subquery:
+    """Usage counts of the visible servers, as a table to join: one statement lists them all."""
+    visible = select(EmailServerRow.id).where(_visible(scope))
+    return (
+        select(model.email_server_id, func.count().label("n"))
+        .where(model.email_server_id.in_(visible), _usage_filter(scope, model))
+        .group_by(model.email_server_id)
+        .subquery()
+    )
+
+
+# What a listing shows: not the sealed secrets, and plain rows rather than ORM objects that
+# the session would track (a workspace may list a thousand servers).
+_LISTED = (
+    EmailServerRow.id,
+    EmailServerRow.workspace_id,
+    EmailServerRow.organization_id,
+    EmailServerRow.type,
+    EmailServerRow.name,
+    EmailServerRow.version,
+    EmailServerRow.settings,
+    EmailServerRow.secrets_set,
+    EmailServerRow.created_at,
+    EmailServerRow.updated_at,
+    EmailServerRow.last_test,
+)
+
+
+def _document(
+    row: EmailServerRow | Row[Any], scope: Scope, custom_actions: int, scheduler_jobs: int
+) -> dict[str, Any]:
+    """A stored server as EmailServer shows it, in the values pydantic would hold."""
+    last_test = row.last_test
+    if last_test:
+        last_test = {**last_test, "at": datetime.fromisoformat(last_test["at"])}
+    return {
+        "id": row.id,
+        "workspace_id": row.workspace_id,
+        "organization_id": row.organization_id,
+        "scope": "workspace" if row.workspace_id else "organization",
+        "inherited": scope.workspace_id is not None and row.workspace_id is None,
+        "type": row.type,
+        "name": row.name,
+        "version": row.version,
+        "settings": _shown_settings(row.type, row.settings),
+        "secrets_set": row.secrets_set,
+        "usage": {"custom_actions": custom_actions, "scheduler_jobs": scheduler_jobs},
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "last_test": last_test,
+    }
+
+
+#: What a server's settings show, by type: the views' fields, nothing else.
+_SHOWN_SETTINGS = {
+    "smtp": tuple(SmtpSettingsView.model_fields),
+    "microsoft_graph": tuple(GraphSettingsView.model_fields),
+}
+_SHOWN_CERTIFICATE = tuple(CertificateInfo.model_fields)
+
+
+def _shown_settings(server_type: str, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the view's fields leave the service, whatever else a row holds; days left change
+    every day, so they are derived when read, not when saved."""
+    shown = {key: stored[key] for key in _SHOWN_SETTINGS[server_type] if key in stored}
+    info = shown.get("certificate_info")
+    if info:
+        not_after = datetime.fromisoformat(info["not_after"])
+        shown["certificate_info"] = {
+            **{key: info[key] for key in _SHOWN_CERTIFICATE if key in info},
+            "not_after": not_after,
+            "days_left": math.floor((not_after - _now()).total_seconds() / 86400),
+        }
+    return shown
+
+
+def to_model(row: EmailServerRow | Row[Any], scope: Scope, usage: UsageCounts) -> EmailServer:
+    return EmailServer.model_validate(
+        _document(row, scope, usage.custom_actions, usage.scheduler_jobs)
+    )
+
+
+@dataclass
+class EmailServerQueries:
+    """What a scope's email servers look like; reads only."""
+
+    session: Session
+    scope: Scope
+
+    def list_json(self) -> bytes:
+        """The servers the scope sees, as the JSON of ``list[EmailServer]``, inherited first.
+
+        Serialized straight from the stored documents, which were validated when written: the
+        same documents that ``to_model`` validates for one server (a test holds the two to one
+        answer). Validating 1,100 of them again and dumping the models cost as much as the
+        query itself.
+        """
+        scope = self.scope
+        actions = _usages_per_server(scope, CustomActionRow)
+        jobs = _usages_per_server(scope, SchedulerJobRow)
+        # Through the connection: the rows as Core returns them, without the ORM's result
+        # processing (a sixth of a 1,100-server listing's time).
+        rows = self.session.connection().execute(
+            select(
+                *_LISTED,
+                func.coalesce(actions.c.n, 0).label("custom_actions"),
+                func.coalesce(jobs.c.n, 0).label("scheduler_jobs"),
+            )
+            .outerjoin(actions, actions.c.email_server_id == EmailServerRow.id)
+            .outerjoin(jobs, jobs.c.email_server_id == EmailServerRow.id)
+            .where(_visible(scope))
+            .order_by(EmailServerRow.workspace_id.is_not(None), EmailServerRow.name_key)
+        )
+        return to_json([_document(r, scope, r.custom_actions, r.scheduler_jobs) for r in rows])
+
+    def get(self, server_id: str) -> EmailServer:
+        return self.model(self.visible_row(server_id))
+
+    def model(self, row: EmailServerRow) -> EmailServer:
+        return to_model(row, self.scope, self._usage_counts([row.id])[row.id])
+
+    def usages(self, server_id: str) -> list[Usage]:
+        self.visible_row(server_id)
+        return self.usages_of(server_id, self.scope)
+
+    def usages_of(self, server_id: str, scope: Scope) -> list[Usage]:
+        out: list[Usage] = []
+        senders: tuple[tuple[SenderModel, str], ...] = (
+            (CustomActionRow, "custom_action"),
+            (SchedulerJobRow, "scheduler_job"),
+        )
+        for model, kind in senders:
+            rows = self.session.execute(
+                select(model.id, model.name)
+                .where(model.email_server_id == server_id, _usage_filter(scope, model))
+                .order_by(model.name)
+            )
+            out.extend(Usage.model_validate({"kind": kind, "id": i, "name": n}) for i, n in rows)
+        return out
+
+    def visible_row(self, server_id: str, *, for_update: bool = False) -> EmailServerRow:
+        return self._visible_row(self.scope, server_id, for_update=for_update)
+
+    def own_row(self, server_id: str, *, for_update: bool = False) -> EmailServerRow:
+        row = self.visible_row(server_id, for_update=for_update)
+        if self.scope.workspace_id is not None and row.workspace_id is None:
+            raise ReadOnlyServer(
+                f"'{row.name}' is inherited from the Organization and is read-only here; only "
+                "the Organization's Admin or IT Delegates can change or delete it."
+            )
+        return row
+
+    def _visible_row(
+        self, scope: Scope, server_id: str, *, for_update: bool = False
+    ) -> EmailServerRow:
+        query = select(EmailServerRow).where(EmailServerRow.id == server_id, _visible(scope))
+        if for_update:
+            # Fresh values under the lock, not the ones this session read earlier.
+            query = query.with_for_update().execution_options(populate_existing=True)
+        row = self.session.scalar(query)
+        if row is None:
+            raise NotFound(f"There is no email server '{server_id}' in {scope.label}.")
+        return row
+
+    def check_name_free(self, name: str, *, exclude_id: str | None = None) -> None:
+        scope = self.scope
+        clash = [EmailServerRow.organization_id == scope.organization_id]
+        if scope.workspace_id is not None:
+            clash.append(_visible(scope))
+        # An organization's server is seen by all its workspaces: it must not clash with any.
+        query = select(EmailServerRow).where(*clash, EmailServerRow.name_key == name.casefold())
+        if exclude_id:
+            query = query.where(EmailServerRow.id != exclude_id)
+        other = self.session.scalar(query.limit(1))
+        if other is None:
+            return
+        if other.workspace_id is None:
+            where = (
+                "inherited from the Organization" if scope.workspace_id else "in the Organization"
+            )
+        else:
+            where = f"in {scope.label}" if scope.workspace_id else "in one of its workspaces"
+        raise NameTaken(
+            f"A server named '{other.name}' already exists ({where}); choose another name."
+        )
+
+    def _usage_counts(self, ids: Sequence[str]) -> dict[str, UsageCounts]:
+        counts = {i: UsageCounts() for i in ids}
+        if not ids:
+            return counts
+        for model, attr in (
+            (CustomActionRow, "custom_actions"),
+            (SchedulerJobRow, "scheduler_jobs"),
+        ):
+            rows = self.session.execute(
+                select(model.email_server_id, func.count())
+                .where(model.email_server_id.in_(ids), _usage_filter(self.scope, model))
+                .group_by(model.email_server_id)
+            )
+            for server_id, n in rows:
+                setattr(counts[server_id], attr, n)
+        return counts
+
+
+# ------------------------------------------------------------------ settings and secrets
+
+
+def _validate(server_type: str, values: dict[str, Any]) -> AnySettings:
+    try:
+        return SETTINGS_BY_TYPE[server_type].model_validate(values)
+    except ValidationError as exc:
+        raise InvalidSettings(field_errors=field_errors(exc)) from None
+
+
+def _wire(settings: AnySettings) -> dict[str, Any]:
+    return {**settings.public(), **settings.secrets()}
+
+
+def _stored_public(row: EmailServerRow) -> dict[str, Any]:
+    return {k: v for k, v in row.settings.items() if k not in DERIVED_FIELDS}
+
+
+def _require_certificate(settings: AnySettings) -> None:
+    if isinstance(settings, GraphSettings) and settings.certificate is None:
+        raise InvalidSettings(
+            field_errors=[
+                FieldError(
+                    field="certificate",
+                    message="Upload the certificate: the .pfx (or .pem) with its private key.",
+                )
+            ]
+        )
+
+
+def _public_with_derived(settings: AnySettings) -> dict[str, Any]:
+    """The settings to store in clear: no secret, plus what may be shown of the certificate.
+
+    Loading the certificate here is what makes a wrong password, a wrong alias, an expired or
+    mismatched certificate fail when the settings are saved, not when mail is sent. It can cost
+    CPU (key derivation): callers run it outside any store transaction.
+    """
+    public = settings.public()
+    if isinstance(settings, GraphSettings) and settings.certificate is not None:
+        password = settings.certificate_password
+        try:
+            loaded = load_credential(
+                settings.certificate.get_secret_value(),
+                password=password.get_secret_value() if password else None,
+                alias=settings.certificate_alias,
+            )
+        except CertificateError as exc:
+            raise InvalidSettings(
+                field_errors=[FieldError(field=exc.field, message=str(exc))]
+            ) from None
+        public["certificate_info"] = certificate_info(loaded).model_dump(mode="json")
+    return public
+
+
+def _reenter_missing_secrets(
+    row: EmailServerRow, given: Mapping[str, Any], moved: Sequence[str]
+) -> None:
+    # Which secrets are stored is known without decrypting them.
+    missing = [name for name, stored in row.secrets_set.items() if stored and name not in given]
+    if moved and missing:
+        raise InvalidSettings(
+            field_errors=[
+                FieldError(field=name, message=reenter_secret_message(name, moved))
+                for name in missing
+            ]
+        )
+
+
+def _keep_secrets_with_their_server(
+    row: EmailServerRow, settings: AnySettings, given: Mapping[str, Any]
+) -> None:
+    """A saved change may not carry a stored secret to another server, account or tenant."""
+    _reenter_missing_secrets(
+        row, given, moved_endpoint_fields(row.type, row.settings, settings.public())
+    )
+
+
+def _send_secrets_only_as_stored(
+    row: EmailServerRow, settings: AnySettings, given: Mapping[str, Any]
+) -> None:
+    """A test sends a stored secret only with exactly the stored settings: endpoint, account,
+    sender and TLS mode. Otherwise a caller could test an inherited server's password with
+    its own Sender Address, or without TLS."""
+    stored = _stored_public(row)
+    new = settings.public()
+    moved = [name for name in new if stored.get(name) != new[name]]
+    _reenter_missing_secrets(row, given, moved)
+
+
+# ------------------------------------------------------------------ the commands
+
+
+@dataclass
+class EmailServerService:
+    """The email servers of one scope, as one caller may change them.
+
+    ``caller`` is None only for the service itself (the demo seed): no receipt, no audit trail.
+    """
+
+    ctx: ServiceContext
+    session: Session
+    scope: Scope
+    caller: Caller | None = field(default=None)
+
+    @cached_property
+    def queries(self) -> EmailServerQueries:
+        return EmailServerQueries(self.session, self.scope)
+
+    @property
+    def _actor(self) -> Caller:
+        if self.caller is None:
+            raise RuntimeError("this command needs a caller")
+        return self.caller
+
+    def _audit(self, action: str, **kwargs: Any) -> None:
+        if self.caller is not None:
+            audit_log.record(self.session, self.caller, self.scope, action, **kwargs)
+
+    def _end_transaction(self) -> None:
+        """End what the request has read so far (nothing was written): the slow step that
+        follows (network, certificate) holds no transaction and, on SQLite, no write lock.
+        A commit rather than a rollback keeps the loaded rows (the caller) usable."""
+        self.session.commit()
+
+    # ---------------------------------------------------------------- test
+
+    def test(self, spec: Spec, *, progress: Progress | None = None) -> ConnectionTestResult:
+        """Check, run and record a connection test; ``progress`` gets each stage as it ends."""
+        return self.prepare_test(spec)(progress)
+
+    def prepare_test(self, spec: Spec) -> TestRun:
+        """Every check that can refuse the test, now; the test itself (and its record) later.
+
+        A streamed answer calls this before its first byte, so refusals stay plain 4xx answers.
+        """
+        values = _wire(spec.settings)
+        record_on: str | None = None
+        if spec.server_id:
+            row = self.queries.visible_row(spec.server_id)
+            if row.type != spec.type:
+                raise InvalidSettings(
+                    field_errors=[
+                        FieldError(field="type", message=f"'{row.name}' is a {row.type} server.")
+                    ]
+                )
+            stored_secrets = self.ctx.box.open(row.secrets_sealed)
+            settings = _validate(spec.type, {**stored_secrets, **values})
+            _send_secrets_only_as_stored(row, settings, spec.settings.secrets())
+            # Only a test of the server as stored, by its own scope, is that server's record.
+            own = self.scope.workspace_id is None or row.workspace_id is not None
+            as_stored = _wire(settings) == {**_stored_public(row), **stored_secrets}
+            if own and as_stored:
+                record_on = row.id
+        else:
+            settings = _validate(spec.type, values)
+        _require_certificate(settings)
+        self.ctx.test_limiter.hit(self._actor.id, "connection tests and test messages")
+        server_id = spec.server_id
+        self.session.rollback()  # end the read transaction before any network I/O
+        return lambda progress: self._run_and_record(
+            spec.type, settings, server_id, record_on, progress
+        )
+
+    def _run_and_record(
+        self,
+        server_type: str,
+        settings: AnySettings,
+        server_id: str | None,
+        record_on: str | None,
+        progress: Progress | None,
+    ) -> ConnectionTestResult:
+        result = run_connection_test(self.ctx, settings, progress=progress)
+        if result.ok:
+            result.test_token = self.ctx.receipts.issue(
+                digest=settings_digest(self.scope.own_key, server_type, _wire(settings)),
+                user_id=self._actor.id,
+                elapsed_ms=result.elapsed_ms,
+            )
+        failed = result.failed_stage
+        summary = (
+            "passed" if result.ok else f"failed at {failed.name}: {failed.detail}" if failed else ""
+        )
+        if record_on is not None:
+            self.session.execute(
+                update(EmailServerRow)
+                .where(EmailServerRow.id == record_on)
+                .values(last_test=test_record(result.ok, result.elapsed_ms, summary))
+                .execution_options(synchronize_session=False)
+            )
+        self._audit(
+            "test",
+            server_id=server_id,
+            result="ok" if result.ok else "failed",
+            detail=f"{server_type} test {summary}",
+        )
+        self.session.commit()
+        return result
+
+    # ---------------------------------------------------------------- create
+
+    def create_tested(self, spec: Spec) -> EmailServer:
+        """Add a server whose exact settings passed a test: ``spec.test_token`` is the receipt,
+        spent by this create (a second create with it is refused)."""
+        settings = spec.settings
+        _require_certificate(settings)
+        self.queries.check_name_free(spec.name)
+        receipt = self.ctx.receipts.verify(
+            spec.test_token,
+            digest=settings_digest(self.scope.own_key, spec.type, _wire(settings)),
+            user_id=self._actor.id,
+        )
+        return self._create(
+            spec.type,
+            spec.name,
+            settings,
+            last_test=test_record(True, receipt.elapsed_ms, "passed", receipt.tested_at),
+            receipt=receipt,
+        )
+
+    def create(
+        self,
+        server_type: str,
+        name: str,
+        settings: AnySettings,
+        *,
+        last_test: dict[str, Any] | None,
+        server_id: str | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+    ) -> EmailServer:
+        """Add a server without a test receipt: for the service itself (the demo seed), never
+        reachable over HTTP, whose route calls ``create_tested``."""
+        _require_certificate(settings)
+        self.queries.check_name_free(name)
+        return self._create(
+            server_type,
+            name,
+            settings,
+            last_test=last_test,
+            server_id=server_id,
+            times=(created_at, updated_at),
+        )
+
+    def _create(
+        self,
+        server_type: str,
+        name: str,
+        settings: AnySettings,
+        *,
+        last_test: dict[str, Any] | None,
+        receipt: Receipt | None = None,
+        server_id: str | None = None,
+        times: tuple[datetime | None, datetime | None] = (None, None),
+    ) -> EmailServer:
+        self._end_transaction()
+        public = _public_with_derived(settings)  # may be slow: outside any transaction
+        if receipt is not None:
+            self._spend(receipt)
+        secrets = settings.secrets()
+        now = _now()
+        row = EmailServerRow(
+            id=server_id or new_id("srv"),
+            organization_id=self.scope.organization_id,
+            workspace_id=self.scope.workspace_id,
+            scope_key=self.scope.own_key,
+            type=server_type,
+            name=name,
+            name_key=name.casefold(),
+            settings=public,
+            secrets_sealed=self.ctx.box.seal(secrets) if secrets else None,
+            secrets_set={f: f in secrets for f in SECRET_FIELDS[server_type]},
+            created_at=times[0] or now,
+            updated_at=times[1] or times[0] or now,
+            last_test=last_test,
+        )
+        self.session.add(row)
+        self._audit(
+            "create",
+            server_id=row.id,
+            changed_fields=["name", "type", *settings.public(), *secrets],
+        )
+        self._commit_or_name_taken(name)
+        return self.queries.model(row)
+
+    def _spend(self, receipt: Receipt) -> None:
+        """Mark the receipt used, in the create's transaction: a second create with it (here or
+        in another process) fails on the key, and nothing of it is kept."""
+        # Receipts older than their life are refused anyway: their ids need no keeping.
+        horizon = _now() - timedelta(seconds=2 * self.ctx.receipts.ttl_s + 60)
+        self.session.execute(delete(SpentReceipt).where(SpentReceipt.spent_at < horizon))
+        self.session.add(SpentReceipt(id=receipt.id, spent_at=_now()))
+        try:
+            self.session.flush()
+        except IntegrityError:
+            self.session.rollback()
+            raise TestRequired(
+                "This passing test already added a server; run Test Connection again to add "
+                "another."
+            ) from None
+
+    def _commit_or_name_taken(self, name: str) -> None:
+        try:
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            raise NameTaken(
+                f"A server named '{name}' already exists; choose another name."
+            ) from None
+
+    # ---------------------------------------------------------------- update
+
+    def update(self, server_id: str, patch: EmailServerPatch, expected_version: int) -> EmailServer:
+        """Partial update of the version the caller read; omitted fields and secrets stay."""
+        row = self.queries.own_row(server_id)
+        self._check_version(row, expected_version)
+        stored = {**_stored_public(row), **self.ctx.box.open(row.secrets_sealed)}
+        given = {k: v for k, v in patch.settings.items() if v is not None}
+        settings = _validate(row.type, {**stored, **given})
+        _keep_secrets_with_their_server(row, settings, given)
+        changed = sorted(
+            k for k, v in _wire(settings).items() if k in patch.settings and stored.get(k) != v
+        )
+        renamed = patch.name is not None and patch.name != row.name
+        if renamed and patch.name is not None:
+            self.queries.check_name_free(patch.name, exclude_id=row.id)
+            changed.append("name")
+        public: dict[str, Any] | None = None
+        if changed:
+            self._end_transaction()
+            public = _public_with_derived(settings)  # may be slow: outside any transaction
+            # Changed in between? The version says so, and nothing is written.
+            row = self.queries.own_row(server_id, for_update=True)
+            self._check_version(row, expected_version)
+        else:
+            row = self.queries.own_row(server_id, for_update=True)
+        if renamed and patch.name is not None:
+            row.name, row.name_key = patch.name, patch.name.casefold()
+        if public is not None:
+            secrets = settings.secrets()
+            row.settings = public
+            row.secrets_sealed = self.ctx.box.seal(secrets) if secrets else None
+            row.secrets_set = {f: f in secrets for f in SECRET_FIELDS[row.type]}
+            row.updated_at = _now()
+            self._audit("update", server_id=row.id, changed_fields=changed)
+        try:
+            self._commit_or_name_taken(row.name)
+        except StaleDataError:
+            self.session.rollback()
+            raise StaleVersion(
+                f"'{row.name}' was changed by someone else at the same time; reload it and make "
+                "your change again."
+            ) from None
+        return self.queries.model(row)
+
+    @staticmethod
+    def _check_version(row: EmailServerRow, expected: int) -> None:
+        if row.version != expected:
+            raise StaleVersion(
+                f"'{row.name}' was changed by someone else since you loaded it (you have version "
+                f"{expected}, it is now {row.version}); reload it and make your change again."
+            )
+
+    # ---------------------------------------------------------------- delete
+
+    def delete(self, server_id: str, replacement_id: str | None) -> None:
+        """Delete; when in use, ``replacement_id`` takes over every usage in the same transaction."""
+        row = self.queries.own_row(server_id, for_update=True)
+        # Every usage, in every workspace: an organization's server may be used across them.
+        usages = self.queries.usages_of(row.id, self.scope.whole_organization)
+        detail = ""
+        if replacement_id:
+            replacement = self._replacement(row, replacement_id)
+            for model in (CustomActionRow, SchedulerJobRow):
+                self.session.execute(
+                    update(model)
+                    .where(model.email_server_id == row.id)
+                    .values(email_server_id=replacement.id)
+                    .execution_options(synchronize_session=False)
+                )
+            detail = f"{len(usages)} usage(s) moved to '{replacement.name}'"
+        elif usages:
+            names = ", ".join(u.name for u in usages[:5])
+            more = f" and {len(usages) - 5} more" if len(usages) > 5 else ""
+            raise ServerInUse(
+                f"'{row.name}' is used by {names}{more}; choose a replacement server to take over "
+                "before deleting it.",
+                usages=usages,
+            )
+        self.session.delete(row)
+        self._audit("delete", server_id=row.id, detail=detail)
+        self.session.commit()
+
+    def _replacement(self, row: EmailServerRow, replacement_id: str) -> EmailServerRow:
+        def bad(message: str) -> BadReplacement:
+            return BadReplacement(
+                field_errors=[FieldError(field="replacement_id", message=message)]
+            )
+
+        if replacement_id == row.id:
+            raise bad("Choose a replacement other than the server being deleted.")
+        # An organization's server may be used by any workspace: only another organization
+        # server is visible to all of them.
+        scope = self.scope if row.workspace_id else self.scope.whole_organization
+        try:
+            return self.queries._visible_row(scope, replacement_id, for_update=True)
+        except NotFound:
+            raise bad(
+                f"'{replacement_id}' is not a server {self.scope.label} can use; choose one of "
+                "its own servers or one inherited from the Organization."
+                if row.workspace_id
+                else f"'{replacement_id}' is not one of the Organization's servers; choose one "
+                "of them."
+            ) from None
+
+    # ---------------------------------------------------------------- send a test message
+
+    def send_test(self, server_id: str, to: str) -> SendTestResult:
+        """Send a real test message through a stored server; recorded as a delivery."""
+        row = self.queries.own_row(server_id)
+        stored = {**_stored_public(row), **self.ctx.box.open(row.secrets_sealed)}
+        settings = _validate(row.type, stored)
+        name, server_type = row.name, row.type
+        self.ctx.test_limiter.hit(self._actor.id, "connection tests and test messages")
+        self.session.rollback()  # no transaction is held while the message is sent
+
+        outcome = send_test_message(self.ctx, settings, name=name, to=to)
+        sent = "accepted" if server_type == "microsoft_graph" else "sent"
+        delivery = DeliveryRow(
+            id=new_id("dlv"),
+            workspace_id=self.scope.workspace_id,
+            email_server_id=server_id,
+            email_server_name=name,
+            kind="test",
+            recipients=[to],
+            status=sent if outcome.ok else "failed",
+            error=None if outcome.ok else outcome.detail,
+            created_at=_now(),
+        )
+        self.session.add(delivery)
+        self._audit(
+            "send_test",
+            server_id=server_id,
+            result="ok" if outcome.ok else "failed",
+            detail=outcome.detail,
+        )
+        self.session.commit()
+        return SendTestResult(ok=outcome.ok, detail=outcome.detail, delivery_id=delivery.id)
