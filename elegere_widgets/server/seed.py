@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -89,7 +90,7 @@ def seed_demo(ctx: ServiceContext, *, deliveries: int = 300, now: datetime | Non
                 use_ssl=True,
                 account="relay",
                 sender_address="notifications@acme.example",
-                password="relay-demo-password",
+                password=SecretStr("relay-demo-password"),
             ),
             now - timedelta(days=2),
         )
@@ -105,7 +106,7 @@ def seed_demo(ctx: ServiceContext, *, deliveries: int = 300, now: datetime | Non
                 use_ssl=True,
                 account="sales",
                 sender_address="sales@acme.example",
-                password="sales-demo-password",
+                password=SecretStr("sales-demo-password"),
             ),
             now - timedelta(days=40),
         )
