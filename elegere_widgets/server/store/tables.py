@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -59,6 +61,8 @@ class Organization(Base):
     __tablename__ = "organizations"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    #: Sends a workspace's notifications when the workspace names no server of its own.
+    default_server_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class WorkspaceRow(Base):
@@ -66,6 +70,8 @@ class WorkspaceRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    #: The workspace's notifications server (own or inherited); unset: the organization's default.
+    notifications_server_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class User(Base):
@@ -105,6 +111,8 @@ class ApiToken(Base):
     kind: Mapped[str] = mapped_column(String(20))  # "api" | "session"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: A sender token ("sender") may only send and read this workspace's messages.
+    workspace_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class EmailServerRow(Base):
@@ -127,6 +135,10 @@ class EmailServerRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_test: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: Where a message goes after this server's second failed attempt (own or inherited).
+    fallback_server_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    #: A pace: more messages per minute defer without counting as a failure (None: no pace).
+    max_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     # UPDATE ... WHERE version = <the one read>: a concurrent save makes the flush fail.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
@@ -162,6 +174,13 @@ class DeliveryRow(Base):
     status: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The message this attempt delivered (None for test sends and the seeded history).
+    message_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    #: The stage an attempt ended in ("data" when sent), and the server's reply code.
+    stage: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    reply_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Rows the demo seed invented, kept apart from real traffic.
+    history: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class AuditEvent(Base):
@@ -189,3 +208,57 @@ class SpentReceipt(Base):
     __tablename__ = "spent_receipts"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     spent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class MessageRow(Base):
+    """One message the platform handed over: the store is the record, the queue only a signal.
+
+    ``recipients`` keeps each address's state (``{"addr": {"status", "reply"}}``, status
+    pending, sent or failed) so that a retry sends only to those still pending. The body
+    (``text``/``html``) is purged after the message is final plus the retention; the row and
+    its deliveries stay. A worker leases a message (``lease_owner`` until
+    ``lease_expires_at``) before sending; a lease that expires makes it due again.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "idempotency_key", name="uq_message_idempotency"),
+        UniqueConstraint("message_id", name="uq_messages_message_id"),
+        Index("ix_messages_due", "status", "next_attempt_at"),
+        Index("ix_messages_ws_time", "workspace_id", "created_at", "id"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(40))
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"))
+    #: "custom_action" | "scheduler_job" | "notification"
+    sender_kind: Mapped[str] = mapped_column(String(20))
+    #: The custom action's or scheduler job's id, or the notification's event.
+    sender_ref: Mapped[str] = mapped_column(String(40))
+    #: The server the next attempt goes through (the sender's, later its fallback).
+    email_server_id: Mapped[str] = mapped_column(String(40), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: SHA-256 of the canonical request body: the same key with another body is a conflict.
+    body_digest: Mapped[str] = mapped_column(String(64))
+    #: The RFC 5322 Message-ID, fixed at acceptance so that a retry carries the same one.
+    message_id: Mapped[str] = mapped_column(String(300))
+    to: Mapped[list[str]] = mapped_column(JSON)
+    cc: Mapped[list[str]] = mapped_column(JSON, default=list)
+    bcc: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reply_to: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    subject: Mapped[str] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    body_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    recipients: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: "queued" | "sending" | "retrying" | "sent" | "failed"
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Failed attempts on the current server: the second sends the message to the fallback.
+    server_failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_reply: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
