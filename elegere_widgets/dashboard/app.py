@@ -32,6 +32,8 @@ from ..widgets.common import (
     handles_errors,
     set_visible,
 )
+from ..widgets.palette import var
+from ..widgets.theme import stylesheet
 from .demo import DemoSmtp
 from .preheat import wait_for_visitor
 from .sign_in import SignIn, SignInForm
@@ -107,15 +109,18 @@ class Dashboard(ipywidgets.VBox):
                 layout=ipywidgets.Layout(
                     justify_content="space-between",
                     align_items="center",
-                    border_bottom="2px solid #1565c0",
+                    border_bottom=f"2px solid {var('accent')}",
                     padding="0 0 6px 0",
                     margin="0 0 8px 0",
                 ),
             ),
             "elegere-header",
         )
+        # Before any panel: the header and the sign-in form use it too.
+        self.stylesheet = stylesheet()
         super().__init__(
             [
+                self.stylesheet,
                 header,
                 self.status,
                 self.retry_button,
@@ -154,11 +159,11 @@ class Dashboard(ipywidgets.VBox):
     def _show_header(self, workspace: Workspace | None) -> None:
         org = esc(workspace.organization_name) if workspace else "eLegere"
         self.organization.value = (
-            f"<div style='font-size:22px;font-weight:600;line-height:1.2'>{org}</div>"
-            "<div style='color:#546e7a'>Workspace Settings → Email Servers</div>"
+            f"<div class='elegere-organization-name'>{org}</div>"
+            "<div class='elegere-caption'>Workspace Settings → Email Servers</div>"
         )
         user = self._user
-        self.user_label.value = f"<span style='color:#546e7a'>{esc(user)}</span>" if user else ""
+        self.user_label.value = f"<span class='elegere-caption'>{esc(user)}</span>" if user else ""
 
     def _show_only(self, *shown: ipywidgets.Widget | None) -> None:
         """Show these parts of the page below the header and the status line; hide the rest."""
@@ -195,10 +200,7 @@ class Dashboard(ipywidgets.VBox):
         self._user = f"{me.name} · {me.email}"
         self._show_header(workspaces[0] if workspaces else None)
         if not workspaces:
-            self.notice.value = (
-                "<div style='padding:8px 12px;border-left:4px solid #ffa000;"
-                f"background:#fff8e1'>{esc(NO_WORKSPACE)}</div>"
-            )
+            self.notice.value = f"<div class='elegere-notice-box'>{esc(NO_WORKSPACE)}</div>"
             self._show_only(self.notice)
             return
         # Two organizations may each have a "Sales": then the label says which.

@@ -68,15 +68,15 @@ class DemoSmtp:
 
     def help_html(self) -> str:
         rows = "".join(
-            f"<tr><td style='padding:0 12px 0 0;color:#546e7a'>{esc(label)}</td>"
+            f"<tr><td class='elegere-demo-help-label'>{esc(label)}</td>"
             f"<td><code>{esc(value)}</code></td></tr>"
             for label, value in self.fields()
         )
         return (
             "<details class='elegere-demo-help'><summary><b>Try it:</b> a demo mail server runs "
             "on this machine — add it with <i>Add Email Server</i> → SMTP</summary>"
-            "<div style='margin:6px 0 0 16px'>Type these settings (any Name), then "
-            f"<i>Test Connection</i>:<table style='margin-top:4px'>{rows}</table>"
+            "<div class='elegere-demo-help-body'>Type these settings (any Name), then "
+            f"<i>Test Connection</i>:<table class='elegere-demo-help-table'>{rows}</table>"
             "Messages sent through it are not delivered anywhere: the terminal that runs "
             "<code>make run</code> lists them.</div></details>"
         )

@@ -23,6 +23,7 @@ import ipywidgets
 from ..client import Client
 from ..errors import AuthenticationRequired, ElegereError
 from ..widgets.common import Runner, StatusLine, button, css, guard_callback, start_thread
+from ..widgets.palette import var
 
 #: ``Client.sign_in``'s shape: a test may pass its own.
 SignIn = Callable[[str, str, str], Client]
@@ -54,7 +55,7 @@ class SignInForm(ipywidgets.VBox):
         self.busy = False
         self.title = css(
             ipywidgets.HTML(
-                "<h3 style='margin:4px 0'>Sign in</h3><div style='color:#546e7a'>"
+                "<h3 class='elegere-sign-in-heading'>Sign in</h3><div class='elegere-caption'>"
                 "Sign in with your work email and password to manage the email servers of "
                 "the workspaces you administer.</div>"
             ),
@@ -94,7 +95,7 @@ class SignInForm(ipywidgets.VBox):
         super().__init__(
             [self.title, self.email, self.password, self.sign_in_button, self.status],
             layout=ipywidgets.Layout(
-                border="1px solid #cfd8dc", padding="8px 16px 12px", width="460px"
+                border=f"1px solid {var('frame')}", padding="8px 16px 12px", width="460px"
             ),
         )
         css(self, "elegere-sign-in-form")

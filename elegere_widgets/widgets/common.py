@@ -26,12 +26,11 @@ Runner = Callable[[Callable[[], None]], None]
 
 BUG_MESSAGE = "Something went wrong on our side (a bug); the details are in the log."
 
-_COLORS = {"info": "#455a64", "ok": "#2e7d32", "error": "#c62828", "busy": "#1565c0"}
 _ICONS = {"info": "", "ok": "✓ ", "error": "✗ ", "busy": ""}
 
-# A small spinner that needs no stylesheet: SVG animations run inside innerHTML.
+# A small spinner: SVG animations run inside innerHTML.
 SPINNER = (
-    '<svg width="14" height="14" viewBox="0 0 50 50" style="vertical-align:-2px">'
+    '<svg class="elegere-spinner" width="14" height="14" viewBox="0 0 50 50">'
     '<circle cx="25" cy="25" r="20" fill="none" stroke="currentColor" stroke-width="6" '
     'stroke-dasharray="90 150"><animateTransform attributeName="transform" type="rotate" '
     'from="0 25 25" to="360 25 25" dur="0.9s" repeatCount="indefinite"/></circle></svg> '
@@ -80,7 +79,7 @@ class StatusLine(ipywidgets.HTML):
             return
         self.add_class(f"elegere-status-{kind}")
         lead = SPINNER if spinner else _ICONS[kind]
-        self.value = f'<span style="color:{_COLORS[kind]}">{lead}{esc(message)}</span>'
+        self.value = f'<span class="elegere-tone-{kind}">{lead}{esc(message)}</span>'
 
     def info(self, message: str) -> None:
         self._show("info", message)

@@ -13,6 +13,7 @@ import ipywidgets
 from ..errors import BadReplacement, ElegereError, ServerInUse
 from ..models import EmailServer, Usage
 from .common import StatusLine, button, close_tree, css, esc, handles_errors, set_visible
+from .palette import var
 
 KIND_LABELS = {"custom_action": "Custom action", "scheduler_job": "Scheduler job"}
 CHOOSE = "Choose a replacement…"
@@ -75,7 +76,7 @@ class DeleteDialog(ipywidgets.VBox):
                 ipywidgets.HBox([self.delete_button, self.cancel_button]),
                 self.status,
             ],
-            layout=ipywidgets.Layout(border="1px solid #ef9a9a", padding="4px 12px"),
+            layout=ipywidgets.Layout(border=f"1px solid {var('danger-frame')}", padding="4px 12px"),
         )
         css(self, "elegere-delete-dialog")
         self._show_usages()
@@ -118,7 +119,7 @@ class DeleteDialog(ipywidgets.VBox):
 
     def _replacement_message(self, message: str) -> None:
         self.replacement_error.value = (
-            f'<span style="color:#c62828">{esc(message)}</span>' if message else ""
+            f'<span class="elegere-tone-error">{esc(message)}</span>' if message else ""
         )
 
     # ------------------------------------------------------------ handlers

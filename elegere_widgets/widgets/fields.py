@@ -105,7 +105,7 @@ class FieldRow(ipywidgets.VBox):
         if spec.kind == "file":
             # Right-aligned like the other fields' descriptions.
             label = ipywidgets.HTML(
-                f'<div style="text-align:right;padding-right:8px">{esc(spec.label)}</div>',
+                f'<div class="elegere-file-label">{esc(spec.label)}</div>',
                 layout=ipywidgets.Layout(width=LABEL_WIDTH),
             )
             self.file_name = css(ipywidgets.Label(""), f"elegere-file-name-{spec.name}")
@@ -121,13 +121,13 @@ class FieldRow(ipywidgets.VBox):
     def show_error(self, message: str | None) -> None:
         self.error_text = message or ""
         self.error.value = (
-            f'<span style="color:#c62828;font-size:90%">{esc(message)}</span>' if message else ""
+            f'<span class="elegere-small-error">{esc(message)}</span>' if message else ""
         )
         set_visible(self.error, bool(message))
 
     def show_note(self, message: str | None) -> None:
         self.note.value = (
-            f'<span style="color:#607d8b;font-size:90%">{esc(message)}</span>' if message else ""
+            f'<span class="elegere-small-note">{esc(message)}</span>' if message else ""
         )
         set_visible(self.note, bool(message))
 

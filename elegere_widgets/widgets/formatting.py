@@ -78,17 +78,13 @@ def stages_html(stages: Sequence[Stage]) -> str:
     rows = []
     for stage in stages:
         mark = "✓" if stage.ok else "✗"
-        color = "#2e7d32" if stage.ok else "#c62828"
-        hint = (
-            f'<div class="elegere-stage-hint" style="color:#c62828">{esc(stage.hint)}</div>'
-            if stage.hint
-            else ""
-        )
+        tone = "ok" if stage.ok else "error"
+        hint = f'<div class="elegere-stage-hint">{esc(stage.hint)}</div>' if stage.hint else ""
         rows.append(
             f'<tr class="elegere-stage elegere-stage-{esc(stage.name)}">'
-            f'<td style="color:{color};padding-right:6px">{mark}</td>'
-            f'<td style="padding-right:10px"><b>{esc(stage_title(stage.name))}</b></td>'
-            f'<td style="padding-right:10px;color:#607d8b">{stage.elapsed_ms} ms</td>'
+            f'<td class="elegere-stage-mark elegere-tone-{tone}">{mark}</td>'
+            f'<td class="elegere-stage-title"><b>{esc(stage_title(stage.name))}</b></td>'
+            f'<td class="elegere-stage-time">{stage.elapsed_ms} ms</td>'
             f"<td>{esc(stage.detail)}{hint}</td></tr>"
         )
     return '<table class="elegere-stage-table">' + "".join(rows) + "</table>"
@@ -109,8 +105,7 @@ def result_summary(result: ConnectionTestResult) -> str:
 def summary_html(rows: Sequence[tuple[str, str]]) -> str:
     """The Summary step: every setting, one per line."""
     body = "".join(
-        f'<tr><td style="padding-right:16px;color:#607d8b">{esc(label)}</td>'
-        f"<td><b>{esc(value)}</b></td></tr>"
+        f'<tr><td class="elegere-summary-label">{esc(label)}</td><td><b>{esc(value)}</b></td></tr>'
         for label, value in rows
     )
     return f'<table class="elegere-summary-table">{body}</table>'

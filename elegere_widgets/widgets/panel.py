@@ -27,6 +27,7 @@ from .dialogs import DeleteDialog
 from .formatting import plural
 from .state import Spec
 from .table import PAGE_SIZE, ServersTable
+from .theme import stylesheet
 from .update import UpdateServerView
 from .wizard import AddServerWizard
 
@@ -69,6 +70,7 @@ class EmailServersPanel(ipywidgets.VBox):
         self.denied = False
         self.access_text = ""
 
+        self.stylesheet = stylesheet()  # first among the children, whatever the panel shows
         self.title = css(ipywidgets.HTML("<h3>Email Servers</h3>"), "elegere-title")
         self.subtitle = css(ipywidgets.HTML(), "elegere-subtitle")
         self.refresh_button = button("Refresh", "elegere-refresh", icon="refresh")
@@ -93,7 +95,7 @@ class EmailServersPanel(ipywidgets.VBox):
             ipywidgets.HBox([self.refresh_button, self.add_button]), "elegere-toolbar"
         )
         # The table joins once the servers are read: "no servers yet" would be wrong before.
-        super().__init__([self.title, self.subtitle, self.toolbar, self.status])
+        super().__init__([self.stylesheet, self.title, self.subtitle, self.toolbar, self.status])
         css(self, "elegere-panel")
         self._load()
 
@@ -147,6 +149,7 @@ class EmailServersPanel(ipywidgets.VBox):
 
     def _main_children(self) -> list[ipywidgets.Widget]:
         return [
+            self.stylesheet,
             self.title,
             self.subtitle,
             self.toolbar,
@@ -159,17 +162,10 @@ class EmailServersPanel(ipywidgets.VBox):
         """The plain message for a user without the right, and nothing else."""
         self.denied = True
         self._close_view()
-        extra = (
-            f'<div style="color:#90a4ae;font-size:90%;margin-top:4px">{esc(detail)}</div>'
-            if detail
-            else ""
-        )
-        self.access_message.value = (
-            f'<div style="padding:8px 12px;border-left:4px solid #ffa000;background:#fff8e1">'
-            f"{esc(message)}{extra}</div>"
-        )
+        extra = f'<div class="elegere-notice-detail">{esc(detail)}</div>' if detail else ""
+        self.access_message.value = f'<div class="elegere-notice-box">{esc(message)}{extra}</div>'
         self.access_text = message
-        self.children = [self.title, self.access_message]
+        self.children = [self.stylesheet, self.title, self.access_message]
 
     def show_error(self, exc: ElegereError) -> None:
         if isinstance(exc, PermissionDenied) and not isinstance(exc, ReadOnlyServer):

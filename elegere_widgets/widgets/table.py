@@ -20,6 +20,7 @@ from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
 from ..models import EmailServer
 from .common import button, close_tree, css, esc, set_visible
 from .formatting import INHERITED_MARK, OWN_MARK, last_test, used_by
+from .palette import var
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("Name", "190px"),
@@ -31,8 +32,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 SETTINGS_WIDTH = "100px"
 DELETE_WIDTH = "90px"
-ROW_LINE = "1px solid #eceff1"
-HIGHLIGHT_LINE = "2px solid #43a047"
+ROW_LINE = f"1px solid {var('row-line')}"
+HIGHLIGHT_LINE = f"2px solid {var('highlight')}"
 # A highlighted row has a 2px frame; every row and the header keep 2px sides (transparent) so
 # that the frame does not push that row's cells off their columns.
 SIDE = "2px solid transparent"
@@ -154,9 +155,7 @@ class ServerRow(ipywidgets.HBox):
         self.key_label.tooltip = server.key_setting
         if server.inherited:
             self.scope_label.value = (
-                '<span class="elegere-inherited" style="background:#eceff1;color:#37474f;'
-                'padding:1px 8px;border-radius:8px;white-space:nowrap;font-size:90%">'
-                f"⤓ {esc(INHERITED_MARK)}</span>"
+                f'<span class="elegere-inherited">⤓ {esc(INHERITED_MARK)}</span>'
             )
         else:
             self.scope_label.value = f'<span class="elegere-own">{esc(OWN_MARK)}</span>'

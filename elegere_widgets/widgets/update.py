@@ -27,6 +27,7 @@ from .common import (
 )
 from .connection_test import ConnectionTestView, TestCall
 from .forms import ServerForm, form_for
+from .palette import var
 from .state import Spec, TestTracker, fingerprint
 
 
@@ -78,7 +79,8 @@ class UpdateServerView(ipywidgets.VBox):
             self.status,
         ]
         super().__init__(
-            children, layout=ipywidgets.Layout(border="1px solid #cfd8dc", padding="4px 12px")
+            children,
+            layout=ipywidgets.Layout(border=f"1px solid {var('frame')}", padding="4px 12px"),
         )
         css(self, "elegere-update")
         self._show_title()
@@ -87,7 +89,7 @@ class UpdateServerView(ipywidgets.VBox):
     def _show_title(self) -> None:
         self.title.value = (
             f"<h4>Update Email Server — {esc(self.server.name)} "
-            f'<span style="color:#90a4ae;font-weight:normal">({esc(self.server.type_label)}, '
+            f'<span class="elegere-title-detail">({esc(self.server.type_label)}, '
             f"version {self.server.version})</span></h4>"
         )
 

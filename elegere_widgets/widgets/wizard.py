@@ -17,6 +17,7 @@ from .common import Runner, StatusLine, button, close_tree, css, esc, handles_er
 from .connection_test import ConnectionTestView, TestCall
 from .formatting import summary_html
 from .forms import ServerForm, form_for
+from .palette import var
 from .state import STEP_TITLES, STEPS, Spec, StepperState, TestStatus, fingerprint
 
 TYPE_HELP = {
@@ -111,7 +112,7 @@ class AddServerWizard(ipywidgets.VBox):
                 ),
                 self.status,
             ],
-            layout=ipywidgets.Layout(border="1px solid #cfd8dc", padding="4px 12px"),
+            layout=ipywidgets.Layout(border=f"1px solid {var('frame')}", padding="4px 12px"),
         )
         css(self, "elegere-wizard")
         self._refresh()
@@ -122,14 +123,10 @@ class AddServerWizard(ipywidgets.VBox):
         state = self.state
         for i, (label, name) in enumerate(zip(self.step_labels, STEPS, strict=True)):
             current = i == state.step
-            style = (
-                "background:#1565c0;color:white;font-weight:bold"
-                if current
-                else ("color:#2e7d32" if i < state.step else "color:#90a4ae")
-            )
+            chip = "current" if current else ("done" if i < state.step else "todo")
             arrow = " →" if i < len(STEPS) - 1 else ""
             label.value = (
-                f'<span style="padding:2px 8px;border-radius:10px;{style}">'
+                f'<span class="elegere-step-chip elegere-step-chip-{chip}">'
                 f"{i + 1} {STEP_TITLES[name]}</span>{arrow}"
             )
             (label.add_class if current else label.remove_class)("elegere-step-current")

@@ -35,7 +35,7 @@ def test_without_the_workspace_admin_right_a_plain_message_and_nothing_else(
 ) -> None:
     panel = make_panel(client_for(who), workspace)
     assert panel.denied
-    assert list(panel.children) == [panel.title, panel.access_message]
+    assert list(panel.children) == [panel.stylesheet, panel.title, panel.access_message]
     text = panel.access_text
     assert "Workspace Admin right on 'Sales'" in text or (
         "Workspace Admin right on 'ws_sales'" in text
