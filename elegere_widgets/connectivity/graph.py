@@ -26,6 +26,7 @@ import msal
 import requests
 
 from ..models import ConnectionTestResult, GraphSettings, Stage
+from ..models.fields import SECRET_MASK
 from .certificates import CertificateError, LoadedCredential, certificate_info, load_credential
 from .smtp import SendOutcome
 from .stages import Budget, Failure, StageFailed, StageRecorder
@@ -42,7 +43,7 @@ __all__ = [
 PUBLIC_AUTHORITY_HOST = "https://login.microsoftonline.com"
 PUBLIC_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-MASK = "**********"
+MASK = SECRET_MASK
 
 T = TypeVar("T")
 
@@ -173,9 +174,8 @@ class _GraphRun:
         self.budget = Budget(budget_s)
         self.ca_bundle = ca_bundle
         self.scope = scope
-        self.secrets: list[str] = []
-        if settings.certificate_password is not None:
-            self.secrets.append(settings.certificate_password.get_secret_value())
+        # Every write-only setting that is set (the file as base64); the token joins later.
+        self.secrets: list[str] = list(settings.secrets().values())
         self.recorder = StageRecorder(
             "microsoft_graph", explain=self._explain, progress=progress, redact=self._redact
         )

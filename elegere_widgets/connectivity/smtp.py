@@ -20,6 +20,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from ..models import ConnectionTestResult, SmtpSettings, Stage
+from ..models.fields import SECRET_MASK
 from .egress import EgressPolicy
 from .smtp_hints import SmtpExplainer, bounded
 from .smtp_session import SmtpSession
@@ -29,7 +30,7 @@ __all__ = ["IMPLICIT_TLS_PORTS", "SendOutcome", "send_smtp", "test_smtp"]
 
 #: Ports where Use SSL means TLS from the first byte; elsewhere it means STARTTLS is required.
 IMPLICIT_TLS_PORTS: frozenset[int] = frozenset({465})
-MASK = "**********"
+MASK = SECRET_MASK
 #: The longest detail or hint a stage keeps: one reply's worth (DETAIL_MAX) and our words.
 STAGE_TEXT_MAX = 500
 
@@ -124,14 +125,15 @@ def compose(sender: str, to: str, subject: str, body: str) -> EmailMessage:
 
 
 def _redactor(settings: SmtpSettings) -> Callable[[str], str]:
-    """Masks the password, and the base64 forms AUTH LOGIN/PLAIN send it in, in any text."""
-    if settings.password is None:
+    """Masks the secrets (the password), and the base64 forms AUTH LOGIN/PLAIN send them in."""
+    secrets = settings.secrets().values()
+    if not secrets:
         return lambda text: text
-    secret = settings.password.get_secret_value()
     account = settings.account
-    forms = {secret}
-    for raw in (secret, f"\0{account}\0{secret}", f"{account}\0{account}\0{secret}"):
-        forms.add(base64.b64encode(raw.encode()).decode())
+    forms = set(secrets)
+    for secret in secrets:
+        for raw in (secret, f"\0{account}\0{secret}", f"{account}\0{account}\0{secret}"):
+            forms.add(base64.b64encode(raw.encode()).decode())
     ordered = sorted((f for f in forms if f), key=len, reverse=True)
 
     def redact(text: str) -> str:

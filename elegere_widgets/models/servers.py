@@ -1,6 +1,7 @@
 """Email server models: one per direction.
 
-In: ``SmtpSettings`` / ``GraphSettings`` (secrets as ``SecretStr``/``SecretBytes``), wrapped in
+In: ``SmtpSettings`` / ``GraphSettings`` (secrets as ``WriteOnlySecret``/``WriteOnlyBytes``;
+each field's label, help and placeholder on the field itself, see :mod:`.fields`), wrapped in
 ``SmtpServerSpec`` / ``GraphServerSpec`` for a test or an add, and ``EmailServerPatch`` for an
 update. Out: ``EmailServer``, whose settings never hold a secret (``secrets_set`` says which are
 stored). Every validation message names the field and says what to fix.
@@ -27,50 +28,19 @@ from pydantic import (
     Field,
     SecretBytes,
     SecretStr,
-    SerializationInfo,
     ValidationError,
     ValidationInfo,
-    field_serializer,
     field_validator,
     model_validator,
 )
 
 from .connection import LastTest, ServerType
+from .fields import Placeholder, WriteOnlyBytes, WriteOnlySecret, labels, secret_fields
 from .problems import FieldError
 from .usage import UsageCounts
 
 NAME_MAX = 100
 CERTIFICATE_MAX_BYTES = 1024 * 1024
-SECRET_MASK = "**********"
-
-#: The labels the product shows, used in messages so they read like the form.
-FIELD_LABELS: dict[str, str] = {
-    "type": "Type",
-    "name": "Name",
-    "server": "Server",
-    "port": "Port",
-    "use_ssl": "Use SSL",
-    "account": "Account",
-    "sender_address": "Sender Address",
-    "password": "Password",
-    "tenant_id": "Tenant ID",
-    "client_id": "Client ID",
-    "certificate": "Certificate",
-    "certificate_alias": "Certificate Alias",
-    "certificate_password": "Certificate Password",
-    "test_token": "Test token",
-    "server_id": "Server",
-    "settings": "Settings",
-    "body": "Request body",
-}
-
-SMTP_SECRET_FIELDS = ("password",)
-GRAPH_SECRET_FIELDS = ("certificate", "certificate_password")
-SECRET_FIELDS: dict[str, tuple[str, ...]] = {
-    "smtp": SMTP_SECRET_FIELDS,
-    "microsoft_graph": GRAPH_SECRET_FIELDS,
-}
-
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
@@ -218,10 +188,6 @@ def _storable_text(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
-def _reveal(info: SerializationInfo) -> bool:
-    return bool(info.context and info.context.get("reveal_secrets"))
-
-
 # ---------------------------------------------------------------- settings in
 
 
@@ -243,48 +209,56 @@ class _Settings(BaseModel):
 
     @classmethod
     def secret_fields(cls) -> tuple[str, ...]:
-        raise NotImplementedError
+        """The write-only fields, in their order."""
+        return secret_fields(cls)
 
 
 class SmtpSettings(_Settings):
     """The settings of an SMTP server."""
 
-    server: Host = Field(description="Host name or IP address, without a scheme.")
-    port: Port = Field(description="TCP port, 1-65535: 587 (STARTTLS), 465 (implicit TLS), 25.")
-    use_ssl: bool = Field(False, description="The connection must be encrypted.")
-    account: Account = Field(description="The login name the server expects.")
-    sender_address: SenderAddress = Field(description="The address mail is sent from.")
-    password: SecretStr | None = Field(None, description="Write-only. Omit to send no AUTH.")
-
-    @field_validator("password", mode="before")
-    @classmethod
-    def _empty_password_is_none(cls, v: Any) -> Any:
-        return None if v == "" else v
-
-    @field_serializer("password")
-    def _ser_password(self, v: SecretStr | None, info: SerializationInfo) -> str | None:
-        if v is None:
-            return None
-        return v.get_secret_value() if _reveal(info) else SECRET_MASK
-
-    @classmethod
-    def secret_fields(cls) -> tuple[str, ...]:
-        return SMTP_SECRET_FIELDS
+    server: Annotated[Host, Placeholder("smtp.example.com")] = Field(
+        title="Server", description="Host name or IP address, without a scheme."
+    )
+    port: Port = Field(
+        title="Port", description="TCP port, 1-65535: 587 (STARTTLS), 465 (implicit TLS), 25."
+    )
+    use_ssl: bool = Field(False, title="Use SSL", description="The connection must be encrypted.")
+    account: Annotated[Account, Placeholder("the login name the server expects")] = Field(
+        title="Account", description="The login name the server expects."
+    )
+    sender_address: Annotated[SenderAddress, Placeholder("notifications@example.com")] = Field(
+        title="Sender Address", description="The address mail is sent from."
+    )
+    password: WriteOnlySecret = Field(
+        None, title="Password", description="Write-only. Omit to send no AUTH."
+    )
 
 
 class GraphSettings(_Settings):
     """The settings of a Microsoft Graph server (app-only, certificate credentials)."""
 
-    account: Mailbox = Field(description="The mailbox mail is sent as.")
-    tenant_id: TenantId = Field(description="Directory (tenant) GUID or a verified domain.")
-    client_id: ClientId = Field(description="Application (client) GUID of the app registration.")
-    certificate: SecretBytes | None = Field(
-        None, description="Write-only: the .pfx/.p12, .pem or .cer/.crt file (base64 on the wire)."
+    account: Annotated[
+        Mailbox, Placeholder("the mailbox mail is sent as: notifications@contoso.com")
+    ] = Field(title="Account", description="The mailbox mail is sent as.")
+    tenant_id: Annotated[TenantId, Placeholder("directory GUID or contoso.onmicrosoft.com")] = (
+        Field(title="Tenant ID", description="Directory (tenant) GUID or a verified domain.")
     )
-    certificate_alias: str | None = Field(
-        None, description="Friendly name of the key in a multi-key .pfx."
+    client_id: Annotated[ClientId, Placeholder("00000000-0000-0000-0000-000000000000")] = Field(
+        title="Client ID", description="Application (client) GUID of the app registration."
     )
-    certificate_password: SecretStr | None = Field(None, description="Write-only, for a .pfx.")
+    certificate: WriteOnlyBytes = Field(
+        None,
+        title="Certificate",
+        description="Write-only: the .pfx/.p12, .pem or .cer/.crt file (base64 on the wire).",
+    )
+    certificate_alias: Annotated[
+        str | None, Placeholder("only for a .pfx that holds several keys")
+    ] = Field(
+        None, title="Certificate Alias", description="Friendly name of the key in a multi-key .pfx."
+    )
+    certificate_password: WriteOnlySecret = Field(
+        None, title="Certificate Password", description="Write-only, for a .pfx."
+    )
 
     @field_validator("certificate", mode="before")
     @classmethod
@@ -308,27 +282,6 @@ class GraphSettings(_Settings):
     @classmethod
     def _blank_alias_is_none(cls, v: Any) -> Any:
         return v.strip() or None if isinstance(v, str) else v
-
-    @field_validator("certificate_password", mode="before")
-    @classmethod
-    def _empty_password_is_none(cls, v: Any) -> Any:
-        return None if v == "" else v
-
-    @field_serializer("certificate")
-    def _ser_certificate(self, v: SecretBytes | None, info: SerializationInfo) -> str | None:
-        if v is None:
-            return None
-        return base64.b64encode(v.get_secret_value()).decode() if _reveal(info) else SECRET_MASK
-
-    @field_serializer("certificate_password")
-    def _ser_cert_password(self, v: SecretStr | None, info: SerializationInfo) -> str | None:
-        if v is None:
-            return None
-        return v.get_secret_value() if _reveal(info) else SECRET_MASK
-
-    @classmethod
-    def secret_fields(cls) -> tuple[str, ...]:
-        return GRAPH_SECRET_FIELDS
 
 
 #: The fields that say where a secret goes. A stored secret is only ever sent to the endpoint it
@@ -368,18 +321,26 @@ TYPE_LABELS: dict[str, str] = {"smtp": "SMTP", "microsoft_graph": "Microsoft Gra
 # ---------------------------------------------------------------- requests
 
 
+NAME_DESCRIPTION = "Unique among the servers the workspace can see."
+
+
 class _ServerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     # Not "*": pydantic allows no before-validator on the discriminator, `type`.
     _storable = field_validator("name", "test_token", "server_id", mode="before")(_storable_text)
 
-    name: Name = Field(description="Unique among the servers the workspace can see.")
+    name: Name = Field(title="Name", description=NAME_DESCRIPTION)
     test_token: str | None = Field(
-        None, repr=False, description="The receipt of a passing test of exactly these settings."
+        None,
+        repr=False,
+        title="Test token",
+        description="The receipt of a passing test of exactly these settings.",
     )
     server_id: str | None = Field(
-        None, description="For a test only: reuse the stored secrets of this server."
+        None,
+        title="Server",
+        description="For a test only: reuse the stored secrets of this server.",
     )
 
     def to_wire(self) -> dict[str, Any]:
@@ -391,6 +352,9 @@ class SmtpServerSpec(_ServerSpec):
     """An SMTP server to test or add."""
 
     type: Literal["smtp"] = "smtp"
+    name: Annotated[Name, Placeholder("Sales relay")] = Field(
+        title="Name", description=NAME_DESCRIPTION
+    )
     settings: SmtpSettings
 
 
@@ -398,10 +362,25 @@ class GraphServerSpec(_ServerSpec):
     """A Microsoft Graph server to test or add."""
 
     type: Literal["microsoft_graph"] = "microsoft_graph"
+    name: Annotated[Name, Placeholder("Sales mailbox")] = Field(
+        title="Name", description=NAME_DESCRIPTION
+    )
     settings: GraphSettings
 
 
 EmailServerSpec = Annotated[SmtpServerSpec | GraphServerSpec, Field(discriminator="type")]
+
+#: The labels the product shows (the fields' titles), used in messages so they read like the form.
+FIELD_LABELS: dict[str, str] = {
+    "type": "Type",
+    **labels(_ServerSpec, SmtpSettings, GraphSettings),
+    "settings": "Settings",
+    "body": "Request body",
+}
+
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    server_type: model.secret_fields() for server_type, model in SETTINGS_BY_TYPE.items()
+}
 
 
 class EmailServerPatch(BaseModel):

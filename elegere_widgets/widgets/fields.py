@@ -1,6 +1,8 @@
 """The input of each setting, labelled as in the product, with its error line below it.
 
-ipywidgets has no blur event: Text fields use ``continuous_update=False``, so their value
+A form's rows come from its models (:func:`form_fields`): the spec's name, then the settings'
+fields in order, each with the label, placeholder and secret flag its pydantic field carries;
+the input follows from the field's type. ipywidgets has no blur event: Text fields use ``continuous_update=False``, so their value
 commits when the user leaves the field (or presses Enter), and the form validates on that
 change. Secrets use ``Password`` (masked; its repr never shows the value).
 """
@@ -9,11 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import ipywidgets
+from pydantic import BaseModel, SecretBytes, SecretStr
+from pydantic.fields import FieldInfo
 
-from ..models import FIELD_LABELS
+from ..models import GraphServerSpec, SmtpServerSpec
+from ..models.fields import is_secret, label, placeholder
 from .common import css, esc, set_visible
 
 Kind = Literal["text", "int", "bool", "password", "file"]
@@ -25,37 +30,44 @@ INPUT_WIDTH = "520px"
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One field of a form: its API name, the input it needs and a placeholder."""
+    """One field of a form: its API name, the input it needs, its label and placeholder."""
 
     name: str
     kind: Kind
+    label: str
     placeholder: str = ""
     secret: bool = False
 
-    @property
-    def label(self) -> str:
-        return FIELD_LABELS[self.name]
+    @classmethod
+    def of(cls, name: str, field: FieldInfo) -> FieldSpec:
+        """The row of a pydantic field, from its type, title and markers."""
+        return cls(name, _kind(field), label(name, field), placeholder(field), is_secret(field))
 
 
-SMTP_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("name", "text", "Sales relay"),
-    FieldSpec("server", "text", "smtp.example.com"),
-    FieldSpec("port", "int"),
-    FieldSpec("use_ssl", "bool"),
-    FieldSpec("account", "text", "the login name the server expects"),
-    FieldSpec("sender_address", "text", "notifications@example.com"),
-    FieldSpec("password", "password", secret=True),
-)
+def _kind(field: FieldInfo) -> Kind:
+    types = set(get_args(field.annotation)) or {field.annotation}
+    if SecretBytes in types:
+        return "file"
+    if SecretStr in types:
+        return "password"
+    if bool in types:
+        return "bool"
+    return "int" if int in types else "text"
 
-GRAPH_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("name", "text", "Sales mailbox"),
-    FieldSpec("account", "text", "the mailbox mail is sent as: notifications@contoso.com"),
-    FieldSpec("tenant_id", "text", "directory GUID or contoso.onmicrosoft.com"),
-    FieldSpec("client_id", "text", "00000000-0000-0000-0000-000000000000"),
-    FieldSpec("certificate", "file", secret=True),
-    FieldSpec("certificate_alias", "text", "only for a .pfx that holds several keys"),
-    FieldSpec("certificate_password", "password", secret=True),
-)
+
+def form_fields(spec: type[SmtpServerSpec] | type[GraphServerSpec]) -> tuple[FieldSpec, ...]:
+    """The rows of a server type's form: the name, then every setting in the model's order."""
+    settings = spec.model_fields["settings"].annotation
+    if not (isinstance(settings, type) and issubclass(settings, BaseModel)):
+        raise TypeError(f"{spec.__name__}.settings must be a model, not {settings!r}")
+    return (
+        FieldSpec.of("name", spec.model_fields["name"]),
+        *(FieldSpec.of(name, field) for name, field in settings.model_fields.items()),
+    )
+
+
+SMTP_FIELDS = form_fields(SmtpServerSpec)
+GRAPH_FIELDS = form_fields(GraphServerSpec)
 
 
 _TYPED_INPUTS: dict[str, type[ipywidgets.ValueWidget]] = {

@@ -17,7 +17,6 @@ import ipywidgets
 
 from ..errors import InvalidSettings
 from ..models import (
-    SECRET_FIELDS,
     EmailServer,
     EmailServerPatch,
     FieldError,
@@ -54,7 +53,7 @@ class ServerForm(ipywidgets.VBox):
 
     @property
     def secret_names(self) -> tuple[str, ...]:
-        return SECRET_FIELDS[self.server_type]
+        return tuple(spec.name for spec in self.FIELDS if spec.secret)
 
     def load(self, server: EmailServer) -> None:
         """Fill the fields from a stored server: secrets empty, meaning "keep the stored one"."""
