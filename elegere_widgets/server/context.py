@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..connectivity.egress import EgressPolicy
 from .config import Settings
+from .queue import MessageQueue, NoQueue
 from .rate_limit import RateLimiter
 from .receipts import ReceiptSigner
 from .secrets import SecretBox, load_keys
@@ -28,6 +29,8 @@ class ServiceContext:
     receipts: ReceiptSigner = field(repr=False)
     egress: EgressPolicy
     test_limiter: RateLimiter
+    #: Wakes a worker when messages were accepted (see queue.py).
+    queue: MessageQueue = field(default_factory=NoQueue)
     _tls: ssl.SSLContext | None = field(default=None, init=False, repr=False)
     _tls_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
