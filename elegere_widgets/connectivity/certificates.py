@@ -24,13 +24,14 @@ No message, repr or log line carries a password or a key.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar
 
+from asn1crypto import algos, pem
+from asn1crypto import keys as asn1_keys
+from asn1crypto import pkcs12 as asn1_pkcs12
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -164,16 +165,6 @@ class LoadedCredential:
     def certificate_pem(self) -> str:
         return self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
-    @property
-    def thumbprint_sha1(self) -> str:
-        return (
-            self.certificate.fingerprint(hashes.SHA1()).hex().upper()
-        )  # SHA-1: what the Azure portal shows
-
-    @property
-    def thumbprint_sha256(self) -> str:
-        return self.certificate.fingerprint(hashes.SHA256()).hex().upper()
-
 
 def certificate_info(
     cert: x509.Certificate | LoadedCredential, *, now: datetime | None = None
@@ -273,14 +264,20 @@ def _load_der_certificate(data: bytes) -> LoadedCredential:
 
 
 def _load_pem(data: bytes, password: str | None) -> LoadedCredential:
-    blocks = list(_pem_key_blocks(data))
-    _check_counts(keys=len(blocks), certificates=data.count(b"-----BEGIN CERTIFICATE-----"))
-    _check_rounds(sum(_pem_kdf_rounds(block) for block in blocks))
+    blocks = _pem_blocks(data)
+    key_blocks = [
+        (kind, headers, der) for kind, headers, der in blocks if kind.endswith("PRIVATE KEY")
+    ]
+    cert_ders = [der for kind, _, der in blocks if kind == "CERTIFICATE"]
+    _check_counts(keys=len(key_blocks), certificates=len(cert_ders))
+    counted = [_counted_pem_key(*block) for block in key_blocks]
+    _check_rounds(sum(rounds for rounds, _ in counted))
+    # cryptography reads only the blocks counted above, as they were counted.
     try:
-        certs = x509.load_pem_x509_certificates(data)
+        certs = [x509.load_der_x509_certificate(der) for der in cert_ders]
     except ValueError:
         certs = []
-    keys = [_load_pem_key(block, password) for block in blocks]
+    keys = [_load_pem_key(block, password) for _, block in counted]
     if not certs:
         if keys:
             raise NoPrivateKey(
@@ -306,25 +303,31 @@ def _load_pem(data: bytes, password: str | None) -> LoadedCredential:
     )
 
 
-def _pem_key_blocks(data: bytes) -> Iterator[bytes]:
-    """Each ``-----BEGIN … PRIVATE KEY-----`` block, whatever its kind (PKCS#8, RSA, EC)."""
-    text = data.decode("ascii", errors="replace")
-    pos = 0
-    while True:
-        start = text.find("-----BEGIN ", pos)
-        if start < 0:
-            return
-        header_end = text.find("-----", start + 11)
-        if header_end < 0:
-            return
-        label = text[start + 11 : header_end]
-        end_marker = f"-----END {label}-----"
-        end = text.find(end_marker, header_end)
-        if end < 0:
-            return
-        pos = end + len(end_marker)
-        if label.endswith("PRIVATE KEY"):
-            yield text[start:pos].encode("ascii")
+#: (label, headers, DER) of one PEM block: ``("CERTIFICATE", {}, b"0\x82…")``
+_PemBlock = tuple[str, dict[str, str], bytes]
+
+
+def _pem_blocks(data: bytes) -> list[_PemBlock]:
+    """Every ``-----BEGIN …-----`` block; none when the armour or its base64 is damaged."""
+    try:
+        return [(str(k), dict(h), bytes(d)) for k, h, d in pem.unarmor(data, multiple=True)]
+    except Exception:  # asn1crypto: ValueError, or binascii.Error for broken base64
+        return []
+
+
+def _counted_pem_key(kind: str, headers: dict[str, str], der: bytes) -> tuple[int, bytes]:
+    """(key-derivation rounds, the PEM block to load). A PKCS#8 ``ENCRYPTED PRIVATE KEY``
+    names its rounds; the older OpenSSL form (``Proc-Type: 4,ENCRYPTED``) derives once."""
+    if kind == "ENCRYPTED PRIVATE KEY":
+        try:
+            info = asn1_keys.EncryptedPrivateKeyInfo.load(der, strict=True)
+            rounds = _kdf_rounds(info["encryption_algorithm"])
+            der = info.dump(force=True)
+        except Exception:
+            raise _uncountable(".pem's private key") from None
+    else:
+        rounds = 0
+    return rounds, pem.armor(kind, der, headers=headers or None)
 
 
 def _load_pem_key(block: bytes, password: str | None) -> PrivateKeyTypes:
@@ -401,8 +404,11 @@ _Pair = tuple[str | None, PrivateKeyTypes, x509.Certificate | None]
 
 
 def _load_pfx(data: bytes, password: str | None, alias: str | None) -> LoadedCredential:
-    _check_pfx_work(data)
-    p12, pw = _open_pfx(data, password)
+    candidates = _password_candidates(password)
+    census = _count_pfx(data)
+    _check_counts(keys=len(census.key_bags), certificates=census.certificates)
+    _check_rounds(census.rounds(attempts=len(candidates)))
+    p12, pw = _open_pfx(census.der, candidates, password)
     certs = [c for c in (p12.cert, *p12.additional_certs) if c is not None]
     # Certificates in an encrypted safe are counted only now, once OpenSSL has read them.
     _check_counts(keys=0, certificates=len(certs))
@@ -410,15 +416,15 @@ def _load_pfx(data: bytes, password: str | None, alias: str | None) -> LoadedCre
     all_certs = [c.certificate for c in certs]
 
     # cryptography (OpenSSL's PKCS12_parse) returns only the first key of the file; a
-    # keystore exported from Windows or Java may hold several, told apart by alias. Read the
-    # key bags ourselves for those; if the file is laid out in a way the walk does not know,
-    # the first key is still there.
+    # keystore exported from Windows or Java may hold several, told apart by alias: those
+    # come from the key bags counted above. Keys inside an encrypted safe are not visible
+    # there; OpenSSL's first key stands for them.
     pairs: list[_Pair] = []
     try:
-        for bag_alias, key in _pfx_key_bags(data, pw):
+        for bag_alias, key in _bag_keys(census.key_bags, pw):
             cert = _certificate_of(key, all_certs)
             pairs.append((bag_alias or (names.get(id(cert)) if cert else None), key, cert))
-    except (ValueError, TypeError, IndexError, UnsupportedAlgorithm):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         pairs = []  # all or nothing: a half-read list would hide keys
     if not pairs and p12.key is not None:
         cert = p12.cert.certificate if p12.cert else None
@@ -446,17 +452,21 @@ def _load_pfx(data: bytes, password: str | None, alias: str | None) -> LoadedCre
     )
 
 
-def _open_pfx(
-    data: bytes, password: str | None
-) -> tuple[pkcs12.PKCS12KeyAndCertificates, bytes | None]:
+def _password_candidates(password: str | None) -> list[bytes | None]:
     # A .pfx "without a password" is, depending on the tool, protected by no password or by
     # the empty one: try both before asking for one (and after a password it does not need).
     candidates: list[bytes | None] = [None, b""]
     if password:
         candidates.insert(0, password.encode())
+    return candidates
+
+
+def _open_pfx(
+    der: bytes, candidates: list[bytes | None], password: str | None
+) -> tuple[pkcs12.PKCS12KeyAndCertificates, bytes | None]:
     for pw in candidates:
         try:
-            return pkcs12.load_pkcs12(data, pw), pw
+            return pkcs12.load_pkcs12(der, pw), pw
         except ValueError as exc:
             if "deserialize" in str(exc):  # OpenSSL could not even parse the structure
                 raise CorruptCertificate(
@@ -527,195 +537,139 @@ def _check_rounds(rounds: int) -> None:
         )
 
 
-def _check_pfx_work(data: bytes) -> None:
-    """Count keys, certificates and key-derivation rounds before OpenSSL opens the file."""
+def _uncountable(what: str) -> CorruptCertificate:
+    # Whatever cannot be counted is not opened: the count is the only bound on the work.
+    return CorruptCertificate(
+        f"The {what} is encoded in a way this service cannot check before opening it (its "
+        "password protection cannot be measured); export it again with your tool's default "
+        "settings."
+    )
+
+
+# ---------------------------------------------------------------- counting before opening
+
+# PKCS#12 (RFC 7292), read with asn1crypto before OpenSSL sees the file: PFX → authSafe
+# (data) → ContentInfo* → SafeContents (data) or encryptedData → SafeBag*. Every count that
+# bounds the work comes from here, and OpenSSL is handed the DER of exactly what was read,
+# so an encoding the two parsers read differently (BER's indefinite lengths) cannot hide
+# rounds from the count.
+
+#: MAC digests of password integrity mode: plain hashes, no parameters to derive with.
+_MAC_DIGESTS = frozenset({"md5", "sha1", "sha224", "sha256", "sha384", "sha512"})
+
+
+@dataclass(frozen=True)
+class _PfxCensus:
+    der: bytes  # the file as read, in DER
+    key_bags: list[asn1_pkcs12.SafeBag]  # key bags in clear, shrouded or not
+    certificates: int  # certificate bags in clear
+    mac_rounds: int
+    encryption_rounds: int  # of every encrypted safe and every shrouded key
+
+    def rounds(self, *, attempts: int) -> int:
+        """The rounds OpenSSL and this module may run: the MAC is checked for each password
+        tried (and for "none" both as absent and as empty); without a MAC, a wrong password
+        is found only by decrypting; each shrouded key is opened twice (OpenSSL, then here)."""
+        if self.mac_rounds:
+            return (attempts + 1) * self.mac_rounds + 2 * self.encryption_rounds
+        return (attempts + 1) * self.encryption_rounds
+
+
+def _count_pfx(data: bytes) -> _PfxCensus:
     try:
-        keys, certificates, rounds = _pfx_work(data)
-    except (ValueError, IndexError):
-        return  # a layout this walk does not know: OpenSSL judges it, and says it is damaged
-    _check_counts(keys=keys, certificates=certificates)
-    _check_rounds(rounds)
+        return _read_pfx(data)
+    except Exception:  # asn1crypto parses lazily: any failure here means "cannot count"
+        raise _uncountable(".pfx") from None
 
 
-def _pem_kdf_rounds(block: bytes) -> int:
-    """The rounds of an ``ENCRYPTED PRIVATE KEY`` (PKCS#8); the older OpenSSL form has one."""
-    if b"BEGIN ENCRYPTED PRIVATE KEY" not in block:
-        return 0
-    body = b"".join(line for line in block.splitlines() if not line.startswith(b"-----"))
-    try:
-        return _kdf_rounds(base64.b64decode(body))
-    except (binascii.Error, ValueError, IndexError):
-        return 0  # unreadable: cryptography will say so, without deriving anything
+def _read_pfx(data: bytes) -> _PfxCensus:
+    pfx = asn1_pkcs12.Pfx.load(data, strict=True)
+    mac_rounds = 0
+    if pfx["mac_data"].native is not None:
+        mac = pfx["mac_data"]
+        if mac["mac"]["digest_algorithm"]["algorithm"].native not in _MAC_DIGESTS:
+            raise ValueError("a MAC that derives its key in its own way (PBMAC1)")
+        mac_rounds = _positive(mac["iterations"].native)
+    auth_safe = pfx["auth_safe"]
+    if auth_safe["content_type"].native != "data":
+        raise ValueError("public-key integrity mode")
+    infos = asn1_pkcs12.AuthenticatedSafe.load(auth_safe["content"].native, strict=True)
+    rounds = 0
+    bags: list[asn1_pkcs12.SafeBag] = []
+    for info in infos:
+        kind = info["content_type"].native
+        if kind == "data":
+            bags.extend(asn1_pkcs12.SafeContents.load(info["content"].native, strict=True))
+        elif kind == "encrypted_data":
+            encrypted = info["content"]["encrypted_content_info"]
+            rounds += _kdf_rounds(encrypted["content_encryption_algorithm"])
+        else:
+            raise ValueError("public-key privacy mode")
+    key_bags: list[asn1_pkcs12.SafeBag] = []
+    certificates = 0
+    while bags:  # a loop, not recursion: a hostile file may nest deeper than the stack
+        bag = bags.pop()
+        kind = bag["bag_id"].native
+        if kind == "key_bag":
+            key_bags.append(bag)
+        elif kind == "pkcs8_shrouded_key_bag":
+            key_bags.append(bag)
+            rounds += _kdf_rounds(bag["bag_value"]["encryption_algorithm"])
+        elif kind == "cert_bag":
+            certificates += 1
+        elif kind == "safe_contents":
+            bags.extend(bag["bag_value"])
+        _ = bag["bag_attributes"].native  # parsed now: nothing read later may fail
+    key_bags.reverse()  # popped from the end: back to the file's order
+    return _PfxCensus(
+        der=pfx.dump(force=True),
+        key_bags=key_bags,
+        certificates=certificates,
+        mac_rounds=mac_rounds,
+        encryption_rounds=rounds,
+    )
 
 
-# ---------------------------------------------------------------- a small DER reader
-
-# Just enough of PKCS#12 (RFC 7292) to list the key bags: PFX → authSafe (data) →
-# ContentInfo* → (data) SafeContents → SafeBag*. Encrypted ContentInfos (where tools put the
-# certificates) are skipped: cryptography already read those.
-
-_OID_DATA = bytes.fromhex("2a864886f70d010701")  # 1.2.840.113549.1.7.1
-_OID_KEY_BAG = bytes.fromhex("2a864886f70d010c0a0101")  # 1.2.840.113549.1.12.10.1.1
-_OID_SHROUDED_KEY_BAG = bytes.fromhex("2a864886f70d010c0a0102")  # ….1.2
-_OID_CERT_BAG = bytes.fromhex("2a864886f70d010c0a0103")  # ….1.3
-_OID_FRIENDLY_NAME = bytes.fromhex("2a864886f70d010914")  # 1.2.840.113549.1.9.20
-
-_SEQUENCE, _SET, _INTEGER, _OCTET_STRING, _OID, _BMP_STRING = 0x30, 0x31, 0x02, 0x04, 0x06, 0x1E
-_EXPLICIT_0 = 0xA0
+def _kdf_rounds(algorithm: algos.EncryptionAlgorithm) -> int:
+    """The rounds of a password-based encryption: PBES2 with PBKDF2, or PKCS#12's PBE.
+    Anything else (scrypt, an unknown scheme) raises: it cannot be counted."""
+    if algorithm.kdf not in ("pbkdf2", "pkcs12_kdf", "pbkdf1"):
+        raise ValueError("unknown key derivation")
+    return _positive(algorithm.kdf_iterations)
 
 
-def _tlv(data: bytes, pos: int = 0) -> tuple[int, bytes, int]:
-    """(tag, value, next position) of the DER element at ``pos``; ValueError if cut short."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated")
-    tag, length = data[pos], data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise ValueError("unsupported length")  # BER's indefinite length included
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    if pos + length > len(data):
-        raise ValueError("truncated")
-    return tag, data[pos : pos + length], pos + length
+def _positive(count: object) -> int:
+    if not isinstance(count, int) or count < 1:
+        raise ValueError("iteration count")
+    return count
 
 
-def _items(body: bytes) -> list[tuple[int, bytes]]:
-    out: list[tuple[int, bytes]] = []
-    pos = 0
-    while pos < len(body):
-        tag, value, pos = _tlv(body, pos)
-        out.append((tag, value))
-    return out
+def _bag_keys(
+    bags: list[asn1_pkcs12.SafeBag], password: bytes | None
+) -> Iterator[tuple[str | None, PrivateKeyTypes]]:
+    for bag in bags:
+        shrouded = bag["bag_id"].native == "pkcs8_shrouded_key_bag"
+        # A PrivateKeyInfo, or an EncryptedPrivateKeyInfo that cryptography decrypts.
+        key = serialization.load_der_private_key(
+            bag["bag_value"].untag().dump(force=True), password if shrouded else None
+        )
+        yield _bag_friendly_name(bag), key
+
+
+def _bag_friendly_name(bag: asn1_pkcs12.SafeBag) -> str | None:
+    for attribute in bag["bag_attributes"]:
+        if attribute["type"].native == "friendly_name" and len(attribute["values"]):
+            return str(attribute["values"][0].native) or None
+    return None
 
 
 def _looks_like_pfx(data: bytes) -> bool:
-    """A SEQUENCE spanning the whole file that opens with version 3: PKCS#12's PFX.
+    """One PKCS#12 PFX spanning the whole file, opening with version 3.
 
     A truncated upload fails here, and is reported as damaged rather than as a wrong
     password (OpenSSL says "invalid password or PKCS12 data" to both).
     """
     try:
-        tag, body, end = _tlv(data)
-        if tag != _SEQUENCE or end != len(data):
-            return False
-        first_tag, first, _ = _tlv(body)
-    except ValueError:
+        return bool(asn1_pkcs12.Pfx.load(data, strict=True)["version"].native == "v3")
+    except Exception:
         return False
-    return first_tag == _INTEGER and first == b"\x03"
-
-
-def _kdf_rounds(der: bytes) -> int:
-    """The rounds every password-derivation in ``der`` asks for, summed.
-
-    PBKDF2-params and PKCS#12's PBEParameter both open with ``SEQUENCE { salt OCTET STRING,
-    iterations INTEGER, ... }``: any such SEQUENCE is counted. A loop, not recursion: a
-    hostile file may nest deeper than Python's stack.
-    """
-    rounds = 0
-    stack = [der]
-    while stack:
-        for tag, value in _items(stack.pop()):
-            if not tag & 0x20:  # primitive: nothing inside
-                continue
-            if tag == _SEQUENCE:
-                inner = _items(value)
-                if len(inner) >= 2 and inner[0][0] == _OCTET_STRING and inner[1][0] == _INTEGER:
-                    # Negative counts are nonsense, not a credit against a huge one elsewhere.
-                    rounds += max(0, int.from_bytes(inner[1][1], "big", signed=True))
-                    continue
-            stack.append(value)
-    return rounds
-
-
-def _pfx_work(data: bytes) -> tuple[int, int, int]:
-    """(keys, certificates, key-derivation rounds) of a .pfx, from what is readable in clear.
-
-    The MAC is checked once for each password ``_open_pfx`` tries: its rounds count three
-    times. Certificates inside an encrypted safe are not visible here (counted after OpenSSL
-    read them); the rounds of that safe's encryption are.
-    """
-    _, pfx, _ = _tlv(data)
-    parts = _items(pfx)
-    rounds = 0
-    if len(parts) > 2:
-        mac = _items(parts[2][1])
-        iterations = int.from_bytes(mac[2][1], "big", signed=True) if len(mac) > 2 else 1
-        rounds += 3 * max(0, iterations)
-    keys = certificates = 0
-    auth_safe = _data_content(parts[1][1])
-    if auth_safe is None:
-        return keys, certificates, rounds
-    _, content_infos, _ = _tlv(auth_safe)
-    for _, content_info in _items(content_infos):
-        safe_contents = _data_content(content_info)
-        if safe_contents is None:  # encryptedData: its algorithm and parameters are in clear
-            rounds += _kdf_rounds(content_info)
-            continue
-        _, bags, _ = _tlv(safe_contents)
-        for _, bag in _items(bags):
-            bag_parts = _items(bag)
-            bag_id = bag_parts[0][1]
-            if bag_id in (_OID_KEY_BAG, _OID_SHROUDED_KEY_BAG):
-                keys += 1
-                if bag_id == _OID_SHROUDED_KEY_BAG:
-                    rounds += _kdf_rounds(bag_parts[1][1])
-            elif bag_id == _OID_CERT_BAG:
-                certificates += 1
-    return keys, certificates, rounds
-
-
-def _data_content(content_info: bytes) -> bytes | None:
-    """The octets of a ContentInfo of type data, or None for any other type."""
-    parts = _items(content_info)
-    if parts[0] != (_OID, _OID_DATA):
-        return None
-    tag, octets, _ = _tlv(parts[1][1])
-    if parts[1][0] != _EXPLICIT_0 or tag != _OCTET_STRING:
-        raise ValueError("unexpected ContentInfo")
-    return octets
-
-
-def _pfx_key_bags(
-    data: bytes, password: bytes | None
-) -> Iterator[tuple[str | None, PrivateKeyTypes]]:
-    _, pfx, _ = _tlv(data)
-    auth_safe = _data_content(_items(pfx)[1][1])
-    if auth_safe is None:
-        return  # signed (public-key integrity) PFX: rare; the first key will do
-    _, content_infos, _ = _tlv(auth_safe)
-    for tag, content_info in _items(content_infos):
-        safe_contents = _data_content(content_info) if tag == _SEQUENCE else None
-        if safe_contents is None:
-            continue
-        _, bags, _ = _tlv(safe_contents)
-        for _, bag in _items(bags):
-            parts = _items(bag)
-            bag_id = parts[0][1]
-            if bag_id not in (_OID_KEY_BAG, _OID_SHROUDED_KEY_BAG):
-                continue
-            # The element as a whole: a PrivateKeyInfo, or an EncryptedPrivateKeyInfo that
-            # cryptography decrypts with the file's password.
-            der = _tlv_bytes(parts[1][1])
-            key = serialization.load_der_private_key(
-                der, password if bag_id == _OID_SHROUDED_KEY_BAG else None
-            )
-            name = _bag_friendly_name(parts[2][1]) if len(parts) > 2 else None
-            yield name, key
-
-
-def _tlv_bytes(explicit_body: bytes) -> bytes:
-    """The first complete element (tag, length and value) inside an explicit [0] wrapper."""
-    _, _, end = _tlv(explicit_body)
-    return explicit_body[:end]
-
-
-def _bag_friendly_name(attributes: bytes) -> str | None:
-    for _, attribute in _items(attributes):
-        parts = _items(attribute)
-        if parts[0] == (_OID, _OID_FRIENDLY_NAME):
-            values = _items(parts[1][1])
-            if values and values[0][0] == _BMP_STRING:
-                return values[0][1].decode("utf-16-be", errors="replace") or None
-    return None

@@ -19,6 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from asn1crypto import core as asn1_core
+from asn1crypto import keys as asn1_keys
+from asn1crypto import parser as asn1_parser
+from asn1crypto import pem as asn1_pem
+from asn1crypto import pkcs12 as asn1_pkcs12
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,6 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from elegere_widgets.connectivity.certificates import (
     MAX_CERTIFICATES,
+    MAX_KDF_ROUNDS,
     MAX_KEYS,
     CertificateError,
     CertificateTooLarge,
@@ -380,3 +386,140 @@ def test_slow_streamed_upload_gets_its_413_early(
     assert response.headers.get("connection") == "close"
     assert elapsed < 3, f"{elapsed:.1f} s: the service read on after the limit"
     assert store_snapshot(hostile_service) == before
+
+
+# ---------------------------------------------------------------- rounds the pre-check must see
+
+
+def _indefinite(element: bytes) -> bytes:
+    """``element`` (DER, constructed) re-encoded with BER's indefinite length: what OpenSSL
+    accepts and a DER-only reader cannot measure."""
+    _, _, _, header, contents, _ = asn1_parser.parse(element)
+    return bytes([header[0]]) + b"\x80" + contents + b"\x00\x00"
+
+
+def _sequence(*children: bytes) -> bytes:
+    return asn1_core.Sequence(contents=b"".join(children)).dump()
+
+
+def _mac_bomb(pfx: bytes, rounds: int) -> bytes:
+    """``pfx`` with only its MAC block re-encoded with indefinite length, asking ``rounds``."""
+    parsed = asn1_pkcs12.Pfx.load(pfx)
+    mac = parsed["mac_data"]
+    ber_mac = _indefinite(
+        _sequence(mac["mac"].dump(), mac["mac_salt"].dump(), asn1_core.Integer(rounds).dump())
+    )
+    return _sequence(parsed["version"].dump(), parsed["auth_safe"].dump(), ber_mac)
+
+
+def _with_safe_rounds(pfx: bytes, rounds: int, *, where: str, ber: bool) -> bytes:
+    """``pfx`` whose encrypted safe (``where="safe"``) or shrouded key bag (``"key"``) asks
+    for ``rounds`` PBKDF2 rounds, optionally BER-encoded (indefinite lengths)."""
+    parsed = asn1_pkcs12.Pfx.load(pfx)
+    infos = asn1_pkcs12.AuthenticatedSafe.load(parsed["auth_safe"]["content"].native)
+    encoded: list[bytes] = []
+    for info in infos:
+        if info["content_type"].native == "encrypted_data" and where == "safe":
+            algorithm = info["content"]["encrypted_content_info"]["content_encryption_algorithm"]
+            kdf = algorithm["parameters"]["key_derivation_func"]["parameters"]
+            kdf["iteration_count"] = rounds
+            element = info.dump(force=True)
+            encoded.append(_indefinite(element) if ber else element)
+        elif info["content_type"].native == "data" and where == "key":
+            bags = asn1_pkcs12.SafeContents.load(info["content"].native)
+            for bag in bags:
+                if bag["bag_id"].native == "pkcs8_shrouded_key_bag":
+                    kdf = bag["bag_value"]["encryption_algorithm"]["parameters"]
+                    kdf["key_derivation_func"]["parameters"]["iteration_count"] = rounds
+            contents = bags.dump(force=True)
+            info["content"] = asn1_core.OctetString(_indefinite(contents) if ber else contents)
+            encoded.append(info.dump(force=True))
+        else:
+            encoded.append(info.dump())
+    auth_safe = parsed["auth_safe"]
+    auth_safe["content"] = asn1_core.OctetString(_sequence(*encoded))
+    return _sequence(
+        parsed["version"].dump(), auth_safe.dump(force=True), parsed["mac_data"].dump()
+    )
+
+
+def test_mac_in_indefinite_length_is_counted_not_skipped(app_cert: CertAndKey) -> None:
+    # Issue 11.3: the MAC re-encoded with BER's indefinite length passed the old pre-check,
+    # and OpenSSL then ran every round it asked for.
+    bomb = _mac_bomb(to_pfx(app_cert, password="pw"), MAX_KDF_ROUNDS + 1)
+    with pytest.raises(CertificateTooLarge, match="key-derivation rounds"):
+        load_credential(bomb, password="pw", alias=None)
+    _load(bomb, password="pw")  # in plain words
+
+
+def test_mac_in_indefinite_length_with_ordinary_rounds_still_loads(app_cert: CertAndKey) -> None:
+    # Some tools (NSS's pk12util) write BER: a file whose rounds can be counted is accepted.
+    pfx = to_pfx(app_cert, password="pw")
+    ber = _mac_bomb(pfx, asn1_pkcs12.Pfx.load(pfx)["mac_data"]["iterations"].native)
+    assert ber != pfx
+    assert load_credential(ber, password="pw", alias=None).certificate == app_cert.cert
+
+
+@pytest.mark.parametrize("ber", [False, True], ids=["der", "ber"])
+@pytest.mark.parametrize("where", ["safe", "key"], ids=["encrypted-safe", "shrouded-key"])
+def test_huge_rounds_in_an_encrypted_safe_or_key_are_refused(
+    app_cert: CertAndKey, where: str, ber: bool
+) -> None:
+    bomb = _with_safe_rounds(to_pfx(app_cert, password="pw"), 2**31 - 1, where=where, ber=ber)
+    with pytest.raises(CertificateTooLarge, match="2,147,483,647|key-derivation rounds"):
+        load_credential(bomb, password="pw", alias=None)
+
+
+def _with_mac_algorithm(pfx: bytes, oid: str) -> bytes:
+    parsed = asn1_pkcs12.Pfx.load(pfx)
+    parsed["mac_data"]["mac"]["digest_algorithm"]["algorithm"] = oid
+    return parsed.dump(force=True)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        # PBMAC1 (RFC 9579) keeps its rounds in parameters this service does not read.
+        lambda c: _with_mac_algorithm(to_pfx(c, password="pw"), "1.2.840.113549.1.5.14"),
+        # A safe in public-key privacy mode (envelopedData): nothing to count.
+        lambda c: _with_content_type(to_pfx(c, password="pw"), "1.2.840.113549.1.7.3"),
+    ],
+    ids=["pbmac1", "enveloped-safe"],
+)
+def test_pfx_whose_rounds_cannot_be_counted_is_refused(app_cert: CertAndKey, make: Any) -> None:
+    with pytest.raises(CorruptCertificate, match="cannot check before opening it"):
+        load_credential(make(app_cert), password="pw", alias=None)
+
+
+def _with_content_type(pfx: bytes, oid: str) -> bytes:
+    parsed = asn1_pkcs12.Pfx.load(pfx)
+    infos = asn1_pkcs12.AuthenticatedSafe.load(parsed["auth_safe"]["content"].native)
+    encrypted = [i for i in infos if i["content_type"].native == "encrypted_data"]
+    raw = encrypted[0].dump()
+    # Same length OIDs (…1.7.6 → …1.7.3): the file stays well-formed, only the type changes.
+    changed = raw.replace(
+        bytes.fromhex("2a864886f70d010706"), asn1_core.ObjectIdentifier(oid).contents, 1
+    )
+    auth_safe = parsed["auth_safe"]
+    auth_safe["content"] = asn1_core.OctetString(
+        _sequence(*(changed if i is encrypted[0] else i.dump() for i in infos))
+    )
+    return _sequence(
+        parsed["version"].dump(), auth_safe.dump(force=True), parsed["mac_data"].dump()
+    )
+
+
+def test_encrypted_pem_key_with_huge_rounds_is_refused(app_cert: CertAndKey) -> None:
+    pem_key = app_cert.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pw"),
+    )
+    [(kind, headers, der)] = asn1_pem.unarmor(pem_key, multiple=True)
+    info = asn1_keys.EncryptedPrivateKeyInfo.load(der)
+    info["encryption_algorithm"]["parameters"]["key_derivation_func"]["parameters"][
+        "iteration_count"
+    ] = 2**31 - 1
+    bomb = asn1_pem.armor(kind, info.dump(force=True)) + app_cert.cert_pem
+    with pytest.raises(CertificateTooLarge, match="key-derivation rounds"):
+        load_credential(bomb, password="pw", alias=None)
