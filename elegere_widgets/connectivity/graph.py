@@ -14,14 +14,13 @@ default), so national clouds and tests can point elsewhere. The scope stays Grap
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
+import jwt
 import msal
 import requests
 
@@ -193,12 +192,23 @@ class _GraphRun:
                         ".pem with the key) of the app registration.",
                     )
                 )
+            data = self.s.certificate.get_secret_value()
             password = self.s.certificate_password
             try:
-                credential = load_credential(
-                    self.s.certificate.get_secret_value(),
-                    password=password.get_secret_value() if password else None,
-                    alias=self.s.certificate_alias,
+                # Inside the budget like every other stage: a file may ask for up to
+                # MAX_KDF_ROUNDS of password derivation before it is open.
+                credential = self._call(
+                    lambda: load_credential(
+                        data,
+                        password=password.get_secret_value() if password else None,
+                        alias=self.s.certificate_alias,
+                    ),
+                    "certificate",
+                    late=Failure(
+                        "The certificate could not be opened within the time budget "
+                        f"({self.budget.describe()})",
+                        "Export the .pfx again with your tool's default encryption settings.",
+                    ),
                 )
             except CertificateError as exc:
                 raise StageFailed(
@@ -320,8 +330,9 @@ class _GraphRun:
                 method, url, json=payload, headers={"Authorization": f"Bearer {token}"}
             )
 
-    def _call(self, fn: Callable[[], T], where: str) -> T:
-        """``fn()`` in a daemon thread; stop waiting for it when the budget is spent."""
+    def _call(self, fn: Callable[[], T], where: str, *, late: Failure | None = None) -> T:
+        """``fn()`` in a daemon thread; stop waiting for it when the budget is spent, and fail
+        with ``late`` (by default: no answer from ``where``)."""
         results: list[T] = []
         raised: list[BaseException] = []
 
@@ -337,7 +348,7 @@ class _GraphRun:
         if raised:
             raise raised[0]
         if not results:
-            raise StageFailed(self._no_answer(where))
+            raise StageFailed(late or self._no_answer(where))
         return results[0]
 
     # ------------------------------------------------ explaining
@@ -455,11 +466,10 @@ def _token_roles(token: str) -> list[str]:
     """The ``roles`` claim of an access token, read without verifying its signature: it came
     straight from the authority over TLS, and only says what we may try."""
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
         return []
-    roles = claims.get("roles") if isinstance(claims, dict) else None
+    roles = claims.get("roles")
     return [str(r) for r in roles] if isinstance(roles, list) else []
 
 

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 import certifi
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from elegere_widgets.connectivity.graph import GRAPH_SCOPE, send_graph, test_graph
 from elegere_widgets.models import ConnectionTestResult, GraphSettings, Stage
@@ -254,6 +256,27 @@ def test_identity_provider_that_never_answers_fails_within_budget(
     assert stage.name == "token"
     assert "No answer" in stage.detail and "3 s" in stage.detail
     assert 2.5 < took < 4.0
+
+
+def test_certificate_stage_runs_inside_the_budget(
+    idp: IdentityProvider, tenant: Tenant, app: App, cert: CertAndKey
+) -> None:
+    # Allowed, but slow to open: 200,000 derivation rounds for the key, the certificates and
+    # the MAC. With a budget far shorter than that, the certificate stage is what runs out.
+    slow = pkcs12.serialize_key_and_certificates(
+        None,
+        cert.key,
+        cert.cert,
+        None,
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(200_000)
+        .build(PASSWORD.encode()),
+    )
+    before = idp.token_requests
+    stage = failed(run(idp, graph_settings(tenant, app, slow), budget_s=0.01))
+    assert stage.name == "certificate"
+    assert "within the time budget (0.01 s)" in stage.detail
+    assert idp.token_requests == before
 
 
 def test_ca_bundle_wins_over_the_environment(
