@@ -6,6 +6,7 @@ Nothing here reaches beyond 127.0.0.1: every call names the local authority and 
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import certifi
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from elegere_widgets.connectivity.graph import GRAPH_SCOPE, send_graph, test_graph
@@ -110,6 +111,15 @@ def test_success(idp: IdentityProvider, tenant: Tenant, app: App, cert: CertAndK
     assert mailbox.detail == f"Sales <{ACCOUNT}>"
     assert "Mail.Send" in permission.detail
     assert PASSWORD not in all_text(result)
+    # What Entra ID expects of a certificate credential: PS256, named by its SHA-256 thumbprint.
+    header = idp.assertion_headers[-1]
+    assert header["alg"] == "PS256"
+    assert header["x5t#S256"].rstrip("=") == idp_thumbprint(cert)
+
+
+def idp_thumbprint(item: CertAndKey) -> str:
+    digest = item.cert.fingerprint(hashes.SHA256())
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def test_success_with_tenant_domain_and_pem(
