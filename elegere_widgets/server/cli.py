@@ -20,6 +20,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["database_url"] = args.database
     if getattr(args, "egress_allow", None):
         overrides["egress_allow"] = args.egress_allow
+    if getattr(args, "egress_deny", None):
+        overrides["egress_deny"] = args.egress_deny
     if getattr(args, "egress_allow_port", None):
         overrides["egress_allow_ports"] = args.egress_allow_port
     return Settings(**overrides)  # type: ignore[arg-type]
@@ -130,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         action="extend",
         help="networks connection tests may reach although guarded (e.g. 127.0.0.0/8)",
+    )
+    serve.add_argument(
+        "--egress-deny",
+        metavar="CIDR",
+        nargs="+",
+        action="extend",
+        help="networks connection tests may not reach although ordinary (e.g. 10.0.0.0/8)",
     )
     serve.add_argument(
         "--egress-allow-port",

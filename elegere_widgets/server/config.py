@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..connectivity.egress import parse_ports
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     )
     egress_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Networks connection tests may reach despite the guard."
+    )
+    egress_deny: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Networks connection tests may not reach (e.g. private ranges).",
     )
     egress_allow_ports: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -55,7 +59,7 @@ class Settings(BaseSettings):
     session_ttl_s: int = Field(8 * 3600, gt=0)
     max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
 
-    @field_validator("egress_allow", "egress_allow_ports", mode="before")
+    @field_validator("egress_allow", "egress_deny", "egress_allow_ports", mode="before")
     @classmethod
     def _split(cls, v: object) -> object:
         if isinstance(v, str):
@@ -70,15 +74,16 @@ class Settings(BaseSettings):
         parse_ports(v)  # a ValueError names the entry
         return v
 
-    @field_validator("egress_allow")
+    @field_validator("egress_allow", "egress_deny")
     @classmethod
-    def _networks(cls, v: list[str]) -> list[str]:
+    def _networks(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        flag = "--" + str(info.field_name).replace("_", "-")
         for cidr in v:
             try:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 raise ValueError(
-                    f"--egress-allow {cidr!r} is not a network; use CIDR such as 127.0.0.0/8."
+                    f"{flag} {cidr!r} is not a network; use CIDR such as 127.0.0.0/8."
                 ) from None
         return v
 

@@ -45,7 +45,9 @@ class ServiceContext:
             read_sessions=make_read_sessionmaker(engine),
             box=SecretBox(keys),
             receipts=ReceiptSigner(keys[0], settings.receipt_ttl_s),
-            egress=EgressPolicy.from_strings(settings.egress_allow, settings.egress_allow_ports),
+            egress=EgressPolicy.from_strings(
+                settings.egress_allow, settings.egress_allow_ports, settings.egress_deny
+            ),
             test_limiter=RateLimiter(settings.test_rate_limit, settings.test_rate_window_s),
         )
 

@@ -193,6 +193,38 @@ def test_loopback_is_refused_unless_the_service_allows_it(
     assert "--egress-allow CIDR" in result.stages[0].detail
 
 
+def test_a_network_the_operator_denied_is_refused_through_the_service(
+    admin: Client, peer: SmtpPeer, service: RunningService
+) -> None:
+    from elegere_widgets.connectivity.egress import EgressPolicy
+
+    settings = service.ctx.settings.model_copy(update={"egress_deny": [f"{peer.host}/32"]})
+    service.ctx.egress = EgressPolicy.from_strings(
+        settings.egress_allow, settings.egress_allow_ports, settings.egress_deny
+    )
+    result = admin.email_servers.test(SALES, peer.spec())
+    assert not result.ok and result.test_token is None
+    assert result.stages[0].name == "resolve" and not result.stages[0].ok
+    assert "--egress-deny" in result.stages[0].detail
+
+
+def test_egress_deny_comes_from_the_command_line_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from elegere_widgets.server.cli import _settings, build_parser
+    from elegere_widgets.server.config import Settings
+
+    args = build_parser().parse_args(
+        ["serve", "--egress-deny", "10.0.0.0/8", "--egress-deny", "100.64.0.0/10"]
+    )
+    assert _settings(args).egress_deny == ["10.0.0.0/8", "100.64.0.0/10"]
+    monkeypatch.setenv("ELEGERE_EGRESS_DENY", "172.16.0.0/12, 192.168.0.0/16")
+    assert Settings().egress_deny == ["172.16.0.0/12", "192.168.0.0/16"]
+    monkeypatch.setenv("ELEGERE_EGRESS_DENY", "10.0.0.0/33")
+    with pytest.raises(ValueError, match=r"--egress-deny '10\.0\.0\.0/33' is not a network"):
+        Settings()
+
+
 def test_secrets_never_leave_the_service_and_are_encrypted_at_rest(
     admin: Client, peer: SmtpPeer, service: RunningService, caplog: pytest.LogCaptureFixture
 ) -> None:
