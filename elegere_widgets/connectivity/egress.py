@@ -243,7 +243,7 @@ class EgressPolicy:
                 if target is ip:
                     return  # the address itself was allowed, whatever it carries
                 continue
-            if rule is not None:
+            if isinstance(rule, ipaddress.IPv4Network | ipaddress.IPv6Network):
                 raise EgressDenied(str(ip), rule, host)
             kind = _forbidden_kind(target)
             if kind is not None:

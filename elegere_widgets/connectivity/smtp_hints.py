@@ -142,10 +142,6 @@ class SmtpExplainer:
             )
         return Failure(str(exc) or type(exc).__name__)
 
-    def _where(self) -> str:
-        address = self.conn.address if self.conn is not None else self.host
-        return f"{address}:{self.port}"
-
     # -------------------------------------------------------------- by kind
 
     def _timeout(self, stage: str, exc: BaseException) -> Failure:

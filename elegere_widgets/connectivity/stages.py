@@ -1,4 +1,4 @@
-"""Time budget and stage recording shared by the connection tests (SMTP now, Graph later).
+"""Time budget and stage recording shared by the connection tests (SMTP and Graph).
 
 A test runs as a sequence of named stages. Each runs inside ``StageRecorder.stage(name)``:
 the block sets ``detail``/``code`` on success; any exception fails the stage, is turned into a

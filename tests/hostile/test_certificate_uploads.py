@@ -395,11 +395,11 @@ def _indefinite(element: bytes) -> bytes:
     """``element`` (DER, constructed) re-encoded with BER's indefinite length: what OpenSSL
     accepts and a DER-only reader cannot measure."""
     _, _, _, header, contents, _ = asn1_parser.parse(element)
-    return bytes([header[0]]) + b"\x80" + contents + b"\x00\x00"
+    return bytes([header[0]]) + b"\x80" + bytes(contents) + b"\x00\x00"
 
 
 def _sequence(*children: bytes) -> bytes:
-    return asn1_core.Sequence(contents=b"".join(children)).dump()
+    return bytes(asn1_core.Sequence(contents=b"".join(children)).dump())
 
 
 def _mac_bomb(pfx: bytes, rounds: int) -> bytes:
@@ -473,7 +473,7 @@ def test_huge_rounds_in_an_encrypted_safe_or_key_are_refused(
 def _with_mac_algorithm(pfx: bytes, oid: str) -> bytes:
     parsed = asn1_pkcs12.Pfx.load(pfx)
     parsed["mac_data"]["mac"]["digest_algorithm"]["algorithm"] = oid
-    return parsed.dump(force=True)
+    return bytes(parsed.dump(force=True))
 
 
 @pytest.mark.parametrize(
