@@ -466,7 +466,7 @@ def test_huge_rounds_in_an_encrypted_safe_or_key_are_refused(
     app_cert: CertAndKey, where: str, ber: bool
 ) -> None:
     bomb = _with_safe_rounds(to_pfx(app_cert, password="pw"), 2**31 - 1, where=where, ber=ber)
-    with pytest.raises(CertificateTooLarge, match="2,147,483,647|key-derivation rounds"):
+    with pytest.raises(CertificateTooLarge, match="key-derivation rounds"):
         load_credential(bomb, password="pw", alias=None)
 
 
@@ -515,7 +515,7 @@ def test_encrypted_pem_key_with_huge_rounds_is_refused(app_cert: CertAndKey) -> 
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"pw"),
     )
-    [(kind, headers, der)] = asn1_pem.unarmor(pem_key, multiple=True)
+    [(kind, _, der)] = asn1_pem.unarmor(pem_key, multiple=True)
     info = asn1_keys.EncryptedPrivateKeyInfo.load(der)
     info["encryption_algorithm"]["parameters"]["key_derivation_func"]["parameters"][
         "iteration_count"
