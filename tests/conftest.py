@@ -17,12 +17,29 @@ if TYPE_CHECKING:
     from tests.fixtures.certs import Pki
     from tests.fixtures.identity_provider import IdentityProvider, Tenant
     from tests.fixtures.service import RunningService
+    from tests.fixtures.shared_service import SharedServices
     from tests.fixtures.smtp import SmtpPeer
 
 PG_ENV = "ELEGERE_TEST_DATABASE_URL"
 ADMIN = "admin@acme.example"
 DELEGATE = "delegate@acme.example"
 ANALYST = "analyst@acme.example"
+
+
+READ_ONLY = "read_only"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{READ_ONLY}: the test only reads the demo data, so its `service` (and the admin, "
+        "delegate and analyst clients) is the one service of the session, shared; the test "
+        "fails if it writes to the store or changes the service's state",
+    )
+    config.addinivalue_line("markers", "slow: takes seconds; left out by `make test-fast`")
+    config.addinivalue_line(
+        "markers", "browser: drives a real browser; left out by `make test-fast`"
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -34,9 +51,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.skip(
             f"PostgreSQL run skipped: set {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
         )
-    from tests.fixtures.service import reset_database
+    if not request.node.get_closest_marker(READ_ONLY):  # the shared service has its own schema
+        from tests.fixtures.service import reset_database
 
-    reset_database(url)
+        reset_database(url)
     return url
 
 
@@ -96,10 +114,36 @@ def service_settings_overrides() -> dict[str, object]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def shared_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServices]:
+    """The services of the read-only tests: one per database, started when first needed."""
+    from tests.fixtures.shared_service import SharedServices
+
+    with SharedServices(tmp_path_factory.mktemp("shared-service")) as pool:
+        yield pool
+
+
 @pytest.fixture
 def service(
-    database_url: str, tmp_path: Path, service_settings_overrides: dict[str, object]
+    request: pytest.FixtureRequest,
+    database_url: str,
+    tmp_path: Path,
+    service_settings_overrides: dict[str, object],
 ) -> Iterator[RunningService]:
+    """The real service, seeded with the demo data: a fresh one for this test, or, for a test
+    marked ``read_only``, the one shared by the session (watched: a write fails the test)."""
+    if request.node.get_closest_marker(READ_ONLY):
+        from tests.fixtures.shared_service import watched
+
+        if service_settings_overrides:
+            pytest.fail(
+                f"{request.node.name} is marked {READ_ONLY} but its module overrides the "
+                "service's settings; the shared service runs with the defaults: drop the mark."
+            )
+        shared = request.getfixturevalue("shared_services").get(database_url)
+        with watched(shared, request.node.nodeid) as running:
+            yield running
+        return
     # Imported here so that tests of one layer do not need every other layer to import.
     from elegere_widgets.server.app import create_app
     from elegere_widgets.server.seed import DEMO_USERS, create_token, seed_demo

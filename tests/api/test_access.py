@@ -13,6 +13,7 @@ from tests.fixtures.service import RunningService
 SALES, SUPPORT = "ws_sales", "ws_support"
 
 
+@pytest.mark.read_only
 def test_workspace_admin_lists_own_and_inherited_servers_inherited_first(admin: Client) -> None:
     servers = admin.email_servers.list(SALES)
     assert [(s.name, s.inherited, s.scope) for s in servers] == [
@@ -25,6 +26,7 @@ def test_workspace_admin_lists_own_and_inherited_servers_inherited_first(admin: 
     assert mailer.key_setting == "mail.acme.example:465"
 
 
+@pytest.mark.read_only
 def test_me_and_workspaces_say_who_may_administer_what(admin: Client, delegate: Client) -> None:
     me = admin.me()
     assert me.email == ADMIN
@@ -35,6 +37,7 @@ def test_me_and_workspaces_say_who_may_administer_what(admin: Client, delegate: 
     assert delegate.workspaces.list() == []
 
 
+@pytest.mark.read_only
 @pytest.mark.parametrize("who", [DELEGATE, ANALYST])
 def test_anyone_but_a_workspace_admin_gets_403_on_every_email_server_call(
     client_for, who: str
@@ -57,11 +60,13 @@ def test_anyone_but_a_workspace_admin_gets_403_on_every_email_server_call(
         assert "grant" in str(info.value)
 
 
+@pytest.mark.read_only
 def test_admin_of_one_workspace_gets_403_on_another(admin: Client) -> None:
     with pytest.raises(PermissionDenied):
         admin.email_servers.list(SUPPORT)
 
 
+@pytest.mark.read_only
 def test_unknown_workspace_and_server_are_404(admin: Client) -> None:
     with pytest.raises(NotFound):
         admin.email_servers.list("ws_nope")
@@ -69,6 +74,7 @@ def test_unknown_workspace_and_server_are_404(admin: Client) -> None:
         admin.email_servers.get(SALES, "srv_nope")
 
 
+@pytest.mark.read_only
 @pytest.mark.parametrize(
     "header",
     [None, "Bearer", "Bearer not-a-token", "Basic YWRtaW46ZGVtbw=="],
@@ -143,6 +149,7 @@ def test_workspace_admin_grants_and_revokes_on_its_workspace_only(
         admin.workspaces.grant_admin(SALES, "nobody@elsewhere.example")
 
 
+@pytest.mark.read_only
 def test_organization_servers_are_managed_by_admin_and_it_delegates_only(
     admin: Client, delegate: Client
 ) -> None:

@@ -14,6 +14,9 @@ from tests.fixtures.service import RunningService
 
 SALES = "ws_sales"
 
+# Each test only reads the demo data: they share the session's service.
+pytestmark = pytest.mark.read_only
+
 
 def test_custom_actions_and_jobs_name_their_server(admin: Client) -> None:
     assert [(a.name, a.email_server_id) for a in admin.custom_actions.list(SALES)] == [

@@ -139,6 +139,7 @@ def _tokens(service: RunningService) -> dict[str, str | None]:
     }
 
 
+@pytest.mark.read_only
 def test_every_route_has_a_row_in_the_matrix(service: RunningService) -> None:
     missing = _routes(service) - set(MATRIX) - PUBLIC
     assert not missing, f"endpoints without a row in the permission matrix: {sorted(missing)}"
@@ -168,6 +169,7 @@ def test_every_endpoint_answers_every_caller_as_the_matrix_says(service: Running
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.read_only
 @pytest.mark.parametrize(
     "path", ["/workspaces/ws_elsewhere/email-servers", "/organizations/org_elsewhere/email-servers"]
 )

@@ -83,6 +83,7 @@ def test_stale_version_is_412_and_changes_nothing(admin: Client, service: Runnin
     assert _rows(service) == before
 
 
+@pytest.mark.read_only
 def test_update_without_if_match_is_428(admin: Client, service: RunningService) -> None:
     r = httpx.patch(
         f"{service.url}/api/v1/workspaces/{SALES}/email-servers/{MAILER}",
@@ -106,6 +107,7 @@ def test_get_sends_etag_and_update_answers_new_one(admin: Client, service: Runni
     assert "password" not in r.json()["settings"]
 
 
+@pytest.mark.read_only
 def test_inherited_server_is_read_only_from_a_workspace(
     admin: Client, service: RunningService
 ) -> None:
@@ -122,6 +124,7 @@ def test_inherited_server_is_read_only_from_a_workspace(
     assert _rows(service) == before
 
 
+@pytest.mark.read_only
 def test_names_are_unique_case_insensitively_across_own_and_inherited(
     admin: Client, service: RunningService
 ) -> None:
@@ -134,6 +137,7 @@ def test_names_are_unique_case_insensitively_across_own_and_inherited(
     assert _rows(service)[1][0] == "Sales Mailer"
 
 
+@pytest.mark.read_only
 @pytest.mark.parametrize(
     ("settings", "field", "words"),
     [
@@ -157,6 +161,7 @@ def test_bad_update_is_422_naming_the_field_and_store_unchanged(
     assert _rows(service) == before
 
 
+@pytest.mark.read_only
 def test_empty_name_is_422(service: RunningService) -> None:
     r = httpx.patch(
         f"{service.url}/api/v1/workspaces/{SALES}/email-servers/{MAILER}",
@@ -172,6 +177,7 @@ def test_empty_name_is_422(service: RunningService) -> None:
     ]
 
 
+@pytest.mark.read_only
 def test_huge_body_is_refused_before_it_is_read(service: RunningService) -> None:
     before = _rows(service)
     r = httpx.post(
@@ -188,6 +194,7 @@ def test_huge_body_is_refused_before_it_is_read(service: RunningService) -> None
     _ = PayloadTooLarge  # the client maps 413 to this class
 
 
+@pytest.mark.read_only
 def test_malformed_json_is_400_problem(service: RunningService) -> None:
     r = httpx.post(
         f"{service.url}/api/v1/workspaces/{SALES}/email-servers/test",
@@ -201,6 +208,7 @@ def test_malformed_json_is_400_problem(service: RunningService) -> None:
     assert "JSON" in r.json()["detail"]
 
 
+@pytest.mark.read_only
 def test_delete_in_use_without_replacement_is_409_listing_usages(
     admin: Client, service: RunningService
 ) -> None:
@@ -299,6 +307,7 @@ GOOD_SMTP = {
 }
 
 
+@pytest.mark.read_only
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
@@ -383,6 +392,7 @@ def test_a_stored_password_is_never_reused_for_another_endpoint(
     assert service.ctx.box.open(_sealed(service, MAILER)) == {"password": "entered-again"}
 
 
+@pytest.mark.read_only
 def test_a_test_of_a_stored_server_at_another_host_needs_the_password_again(
     admin: Client, service: RunningService
 ) -> None:
