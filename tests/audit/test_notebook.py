@@ -29,6 +29,7 @@ def test_the_notebook_is_committed_clean_with_a_parameters_cell() -> None:
             assert before.cell_type == "markdown", cell.source[:60]
 
 
+@pytest.mark.slow
 @SQLITE_ONLY
 def test_the_notebook_runs_without_errors(
     service: RunningService, delegate: Client, monkeypatch: pytest.MonkeyPatch

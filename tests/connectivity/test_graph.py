@@ -250,6 +250,7 @@ def test_token_without_mail_send(idp: IdentityProvider, tenant: Tenant, cert: Ce
 # ---------------------------------------------------------------- time and trust
 
 
+@pytest.mark.slow
 def test_identity_provider_that_never_answers_fails_within_budget(
     tenant: Tenant, app: App, cert: CertAndKey
 ) -> None:

@@ -6,12 +6,15 @@ import ssl
 import time
 from pathlib import Path
 
+import pytest
+
 from elegere_widgets.connectivity import EgressPolicy, test_smtp
 from tests.connectivity.smtp_helpers import failed, settings
 from tests.fixtures.certs import Pki, client_context, make_ca, make_server_certificate
 from tests.fixtures.smtp import DripListener, SilentListener, SmtpPeer, closed_port
 
 
+@pytest.mark.slow
 def test_silent_listener_fails_within_budget(egress: EgressPolicy) -> None:
     with SilentListener() as silent:
         started = time.monotonic()
@@ -26,6 +29,7 @@ def test_silent_listener_fails_within_budget(egress: EgressPolicy) -> None:
     assert elapsed < 2 + 1
 
 
+@pytest.mark.slow
 def test_silent_listener_during_tls_handshake_fails_within_budget(egress: EgressPolicy) -> None:
     with SilentListener() as silent:
         started = time.monotonic()
@@ -42,6 +46,7 @@ def test_silent_listener_during_tls_handshake_fails_within_budget(egress: Egress
     assert elapsed < 1.5 + 1
 
 
+@pytest.mark.slow
 def test_server_that_drips_bytes_is_cut_off_at_the_deadline(egress: EgressPolicy) -> None:
     # Every read gets a byte in time, so only the watchdog can end this.
     with DripListener(interval=0.05) as drip:

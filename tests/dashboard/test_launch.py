@@ -19,6 +19,7 @@ from tests.dashboard.launcher import Launcher, free_port, port_free, wait_gone
 READY = "Ctrl-C stops everything."
 
 
+@pytest.mark.slow
 def test_make_run_starts_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> None:
     service_port, voila_port = free_port(), free_port()
     first = Launcher(tmp_path, service_port, voila_port)
@@ -105,6 +106,7 @@ def test_a_port_in_use_is_a_plain_message(tmp_path: Path) -> None:
             launcher.kill_everything()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="PR_SET_PDEATHSIG is Linux only")
 def test_sign_in_mode_and_children_do_not_outlive_a_killed_launcher(tmp_path: Path) -> None:
     from cryptography.fernet import Fernet

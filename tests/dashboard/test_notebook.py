@@ -49,6 +49,7 @@ def assert_clean(nb: Any) -> None:
     assert len(views) == 1, "the dashboard is the notebook's one visible output"
 
 
+@pytest.mark.slow
 def test_notebook_runs_with_a_token(
     service: RunningService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,6 +62,7 @@ def test_notebook_runs_with_a_token(
     assert "elegere-status-error" not in state
 
 
+@pytest.mark.slow
 def test_notebook_runs_without_a_token_and_shows_the_sign_in_form(
     service: RunningService, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from pydantic import TypeAdapter, ValidationError
 
@@ -20,6 +21,9 @@ from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import closed_port
 from tests.hostile.conftest import MAILER, SALES, assert_problem, store_snapshot
 from tests.hostile.strategies import VALID_PATCH_SMTP, VALID_SMTP, patch_bodies, spec_bodies
+
+# Hypothesis sends hundreds of bodies through the real service.
+pytestmark = pytest.mark.slow
 
 THROUGH_SERVICE = settings(
     max_examples=60,

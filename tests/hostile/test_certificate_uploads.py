@@ -362,6 +362,7 @@ def test_chunked_body_over_the_limit_is_refused_before_its_end(
         assert _read_status(sock) == b"HTTP/1.1 413 Request Entity Too Large"
 
 
+@pytest.mark.slow
 def test_slow_streamed_upload_gets_its_413_early(
     admin_http: httpx.Client, hostile_service: RunningService
 ) -> None:

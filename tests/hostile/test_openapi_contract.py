@@ -25,6 +25,9 @@ from hypothesis import strategies as st
 from tests.fixtures.service import RunningService
 from tests.hostile.conftest import ADMIN
 
+# Schemathesis calls every operation with generated requests.
+pytestmark = pytest.mark.slow
+
 # Until the test extra lists it, a missing schemathesis skips this module (and says why)
 # rather than breaking the collection of every other test.
 schemathesis = pytest.importorskip(

@@ -185,6 +185,7 @@ def expected_spec_errors(body: dict[str, Any]) -> set[str]:
     return bad
 
 
+@pytest.mark.slow  # 200 bodies, each through both models
 @PROPERTY
 @given(body=spec_bodies())
 @example(body={"type": "smtp", "name": "Sales\u2028relay", "settings": VALID_SMTP})

@@ -115,6 +115,7 @@ def test_one_megabyte_banner_line_is_refused_at_the_line_limit(egress: EgressPol
     assert elapsed < 1.0
 
 
+@pytest.mark.slow
 def test_ehlo_answer_dripping_one_byte_a_second_ends_at_the_budget(
     egress: EgressPolicy,
 ) -> None:

@@ -13,7 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, text
+
+# Starts the service as a process and SIGKILLs it in a burst of writes.
+pytestmark = pytest.mark.slow
 
 SALES = "ws_sales"
 SERVERS = ("srv_sales_mailer",)

@@ -95,6 +95,7 @@ def assert_clean(what: str, haystack: str, markers: list[str]) -> None:
         assert marker not in haystack, f"a secret marker ({marker[:12]}...) leaked into {what}"
 
 
+@pytest.mark.slow
 def test_no_secret_marker_leaks_anywhere(
     service: RunningService,
     database_url: str,

@@ -23,6 +23,7 @@ def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
     )
 
 
+@pytest.mark.slow
 def test_seed_is_idempotent_and_token_create_prints_only_a_token(tmp_path: Path) -> None:
     assert run(["migrate"], tmp_path).returncode == 0
     first = run(["seed", "--demo"], tmp_path)
@@ -94,6 +95,7 @@ def test_serve_demo_prints_address_and_working_tokens(tmp_path: Path) -> None:
     assert proc.returncode in (0, -15)
 
 
+@pytest.mark.slow
 def test_rotate_key_re_encrypts_every_secret_under_a_new_key(tmp_path: Path) -> None:
     from cryptography.fernet import Fernet
     from sqlalchemy import create_engine, text
