@@ -9,6 +9,8 @@ pulls in the Jupyter server and takes about 4 s here, which a visitor who opens 
 (right after ``make run`` prints the address) would wait for. The protocol is Voilà 0.5's (the
 project pins ``voila<0.6``): a websocket at ``voila/query/<kernel id>`` sends one JSON object,
 the request's CGI-style variables, when the page is requested.
+tests/dashboard/test_preheat.py drives this and Voilà's own function the same way and
+compares them, so an upgrade of Voilà that changes the protocol fails there.
 """
 
 from __future__ import annotations
