@@ -20,6 +20,7 @@ from .workspaces import Workspaces
 
 DEFAULT_TIMEOUT = 30.0
 TOKEN_PATH = "/identityprovider/connect/token"
+REVOKE_PATH = "/identityprovider/connect/revocation"
 
 
 class _TokenAnswer(BaseModel):
@@ -123,6 +124,16 @@ class Client:
             client.close()
             raise
         return client
+
+    def sign_out(self) -> None:
+        """Revoke this client's token at the service (it stops working everywhere at once),
+        then forget it. Signing out twice is harmless."""
+        token = self._http.token
+        if token is None:
+            return
+        form = {"token": token, "token_type_hint": "access_token"}
+        self._http.request("POST", REVOKE_PATH, data=form, api=False)
+        self._http.token = None
 
     # ------------------------------------------------------------ calls
 

@@ -310,6 +310,15 @@ def reenter_secret_message(secret: str, moved: Sequence[str]) -> str:
     )
 
 
+def unreadable_secret_message(secret: str) -> str:
+    """What to say when a stored secret cannot be opened with the service's secret key."""
+    label = FIELD_LABELS[secret]
+    return (
+        f"The stored {label} cannot be opened with the service's secret key (the key it was "
+        f"saved with is not configured): enter the {label} again."
+    )
+
+
 SETTINGS_BY_TYPE: dict[str, type[SmtpSettings] | type[GraphSettings]] = {
     "smtp": SmtpSettings,
     "microsoft_graph": GraphSettings,
@@ -467,6 +476,9 @@ class EmailServer(BaseModel):
     # half the cost of parsing a list of 1,100 servers.)
     settings: Annotated[SmtpSettingsView | GraphSettingsView, Field(union_mode="left_to_right")]
     secrets_set: dict[str, bool] = Field(default_factory=dict)
+    #: Stored secrets the service's key cannot open (saved under a key it no longer has):
+    #: they must be entered again. Empty when every stored secret opens.
+    secrets_unreadable: list[str] = Field(default_factory=list)
     usage: UsageCounts = Field(default_factory=UsageCounts)
     created_at: datetime
     updated_at: datetime

@@ -1,4 +1,4 @@
-"""`elegere`: serve, migrate, seed --demo, token create."""
+"""`elegere`: serve, migrate, seed --demo, rotate-key, token create / list / revoke."""
 
 from __future__ import annotations
 
@@ -36,6 +36,15 @@ def _context(args: argparse.Namespace) -> ServiceContext:
     return ctx
 
 
+def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The store at the newest schema, for commands that need no secret key."""
+    from .store.db import make_engine, migrate
+
+    engine = make_engine(_settings(args).resolved_database_url())
+    migrate(engine)
+    return engine
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     _context(args)
     print("The store is at the newest schema.", file=sys.stderr)
@@ -57,13 +66,72 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from .seed import create_token
+    from sqlalchemy.orm import Session
+
+    from .tokens import create, parse_duration
 
     try:
-        print(create_token(_context(args), args.user))
+        expires_in = parse_duration(args.expires_in) if args.expires_in else None
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    engine = _engine(args)
+    try:
+        with Session(engine) as session:
+            print(create(session, args.user, expires_in=expires_in))
     except LookupError as exc:
         print(exc, file=sys.stderr)
         return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _when(value: object) -> str:
+    from datetime import UTC, datetime
+
+    if not isinstance(value, datetime):
+        return "never"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from .tokens import list_tokens
+
+    engine = _engine(args)
+    try:
+        with Session(engine) as session:
+            tokens = list_tokens(session)
+    finally:
+        engine.dispose()
+    rows = [("ID", "USER", "KIND", "CREATED", "EXPIRES")] + [
+        (t.id, t.user_email, t.kind, _when(t.created_at), _when(t.expires_at)) for t in tokens
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from .tokens import revoke
+
+    engine = _engine(args)
+    try:
+        with Session(engine) as session:
+            found = revoke(session, args.id)
+    finally:
+        engine.dispose()
+    if not found:
+        print(
+            f"There is no token '{args.id}'; `elegere token list` shows the ids.", file=sys.stderr
+        )
+        return 1
+    print(f"Revoked {args.id}: it no longer works.", file=sys.stderr)
     return 0
 
 
@@ -71,7 +139,6 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     from .rotate import rotate_key
 
     settings = _settings(args)
-    _context(args)  # the store must be at the newest schema
     if settings.secret_key and not args.new_key:
         print(
             "The key comes from ELEGERE_SECRET_KEY: pass the new one with --new-key (make one "
@@ -80,14 +147,50 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _, count = rotate_key(settings, args.new_key.encode() if args.new_key else None)
+    _engine(args).dispose()  # the store must be at the newest schema
+    done = rotate_key(settings, args.new_key.encode() if args.new_key else None)
     where = (
-        "ELEGERE_SECRET_KEY must now be the new key"
+        "ELEGERE_SECRET_KEY must now be the new key, in every process (restart them with it)"
         if settings.secret_key
-        else (f"the new key is in {settings.data_dir / 'secret.key'}")
+        else (
+            f"the new key is in {settings.data_dir / 'secret.key'}; running services use it "
+            "without a restart"
+        )
     )
-    print(f"Re-encrypted the secrets of {count} server(s); {where}.", file=sys.stderr)
+    print(f"Re-encrypted the secrets of {done.rotated} server(s); {where}.", file=sys.stderr)
+    if done.unreadable:
+        print(
+            f"{len(done.unreadable)} server(s) hold secrets no key opens "
+            f"({', '.join(done.unreadable)}): left as they are; enter their secrets again.",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _on_start(ctx) -> None:  # type: ignore[no-untyped-def]
+    """What serve does once before it answers: purge expired tokens, say what cannot open."""
+    from sqlalchemy import select
+
+    from .store.tables import EmailServerRow
+    from .tokens import purge_expired
+
+    with ctx.sessions() as session:
+        purged = purge_expired(session)
+        session.commit()
+        sealed = session.execute(
+            select(EmailServerRow.secrets_sealed).where(EmailServerRow.secrets_sealed.is_not(None))
+        ).scalars()
+        unreadable = sum(1 for s in sealed if not ctx.box.opens(s))
+    log = logging.getLogger("elegere.serve")
+    if purged:
+        log.info("Purged %d expired token(s).", purged)
+    if unreadable:
+        log.warning(
+            "%d server(s) hold secrets that the configured key (%s) cannot open; they are "
+            "marked in the list: restore the key they were saved with, or enter them again.",
+            unreadable,
+            ctx.box.source.describe() if ctx.box.source else "ELEGERE_SECRET_KEY",
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -98,6 +201,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     app = create_app(settings)
+    _on_start(app.state.ctx)
     url = f"http://{args.host}:{args.port}"
     if args.demo:
         ctx = app.state.ctx
@@ -169,7 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     create = with_db(token.add_parser("create", help="print a new API token for a user"))
     create.add_argument("--user", required=True, metavar="EMAIL")
+    create.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        help="the token stops working after this long: 30d, 12h, 90m, 2w (default: never)",
+    )
     create.set_defaults(func=cmd_token_create)
+    listing = with_db(token.add_parser("list", help="the tokens in use (never their values)"))
+    listing.set_defaults(func=cmd_token_list)
+    revoke = with_db(token.add_parser("revoke", help="make a token stop working at once"))
+    revoke.add_argument("id", metavar="ID", help="the token's id, as `elegere token list` shows")
+    revoke.set_defaults(func=cmd_token_revoke)
     return parser
 
 

@@ -5,17 +5,40 @@ from __future__ import annotations
 import ssl
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..connectivity.egress import EgressPolicy
 from .config import Settings
+from .files import warn_if_exposed
 from .queue import MessageQueue, NoQueue
 from .rate_limit import RateLimiter
 from .receipts import ReceiptSigner
-from .secrets import SecretBox, load_keys
-from .store.db import make_engine, make_read_sessionmaker, make_sessionmaker
+from .secrets import KeySource, SecretBox, load_keys
+from .store.db import holds_sealed_secrets, make_engine, make_read_sessionmaker, make_sessionmaker
+from .unreadable import UnreadableSecrets
+
+
+def open_keys(settings: Settings, engine: Engine) -> KeySource:
+    """The check every command that needs the secret key makes before it starts.
+
+    Raises MissingSecretKey (naming the key file and ELEGERE_SECRET_KEY) when the store holds
+    sealed secrets and no key is given; makes a key only for a store without any. Warns when
+    the key file or the embedded store can be read by other users.
+    """
+    source = load_keys(
+        settings.secret_key,
+        settings.data_dir,
+        store_has_secrets=lambda: holds_sealed_secrets(engine),
+    )
+    files = [] if source.from_setting else [source.key_file]
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        db = Path(engine.url.database)
+        files += [db.parent, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    warn_if_exposed(*dict.fromkeys(files))
+    return source
 
 
 @dataclass
@@ -26,6 +49,8 @@ class ServiceContext:
     #: For requests that only read (GET): they never queue behind writers on SQLite.
     read_sessions: sessionmaker[Session]
     box: SecretBox = field(repr=False)
+    #: Which stored servers' secrets the key cannot open (the list marks them).
+    unreadable: UnreadableSecrets = field(repr=False)
     receipts: ReceiptSigner = field(repr=False)
     egress: EgressPolicy
     test_limiter: RateLimiter
@@ -37,14 +62,20 @@ class ServiceContext:
     @classmethod
     def build(cls, settings: Settings) -> ServiceContext:
         engine = make_engine(settings.resolved_database_url())
-        keys = load_keys(settings.secret_key, settings.data_dir)
+        try:
+            source = open_keys(settings, engine)
+            box = SecretBox(source)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
             read_sessions=make_read_sessionmaker(engine),
-            box=SecretBox(keys),
-            receipts=ReceiptSigner(keys[0], settings.receipt_ttl_s),
+            box=box,
+            unreadable=UnreadableSecrets(box),
+            receipts=ReceiptSigner(box.primary_key, settings.receipt_ttl_s),
             egress=EgressPolicy.from_strings(
                 settings.egress_allow, settings.egress_allow_ports, settings.egress_deny
             ),

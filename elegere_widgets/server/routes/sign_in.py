@@ -1,17 +1,19 @@
-"""eLegere-style sign-in: POST /identityprovider/connect/token (password grant)."""
+"""eLegere-style sign-in: POST /identityprovider/connect/token (password grant), and sign-out:
+POST /identityprovider/connect/revocation (RFC 7009 token revocation)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 from ..deps import ContextDep, SessionDep
 from ..security import hash_token, new_id, new_token, verify_password
 from ..store.tables import ApiToken, User
+from ..tokens import purge_expired, revoke_value
 
 router = APIRouter(tags=["sign-in"])
 
@@ -60,7 +62,33 @@ def token(
             expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
         )
     )
+    # Sign-ins are where expired rows are made, so they are where they are swept.
+    purge_expired(session)
     session.commit()
     return JSONResponse(
         {"access_token": raw, "expires_in": ttl, "token_type": "Bearer", "scope": scope}
     )
+
+
+@router.post("/identityprovider/connect/revocation")
+def revocation(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str, Form()] = "",
+    token_type_hint: Annotated[str, Form()] = "",
+) -> Response:
+    """Sign out: the token (form field `token`, else the bearer token of the request) stops
+    working at once, in every process. As RFC 7009 says, 200 also for a token that is unknown
+    or revoked already: the caller's goal, a token that no longer works, is met."""
+    if not token.strip():
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        token = bearer if scheme.lower() == "bearer" else ""
+    if not token.strip():
+        return _oauth_error(
+            400,
+            "invalid_request",
+            "Send the token to revoke as the form field 'token' (or as the bearer token).",
+        )
+    revoke_value(session, token)
+    session.commit()
+    return Response(status_code=200)

@@ -54,12 +54,14 @@ from ...models.servers import (
     SmtpSettingsView,
     moved_endpoint_fields,
     reenter_secret_message,
+    unreadable_secret_message,
 )
 from .. import audit_log
 from ..connections import run_connection_test, send_test_message
 from ..context import ServiceContext
 from ..receipts import Receipt, settings_digest
 from ..scope import Caller, Scope
+from ..secrets import SecretKeyError
 from ..security import new_id
 from ..store.tables import (
     CustomActionRow,
@@ -68,6 +70,7 @@ from ..store.tables import (
     SchedulerJobRow,
     SpentReceipt,
 )
+from ..unreadable import SEALED_HEAD, UnreadableSecrets
 
 Spec = SmtpServerSpec | GraphServerSpec
 AnySettings = SmtpSettings | GraphSettings
@@ -133,11 +136,16 @@ _LISTED = (
     EmailServerRow.created_at,
     EmailServerRow.updated_at,
     EmailServerRow.last_test,
+    SEALED_HEAD,
 )
 
 
 def _document(
-    row: EmailServerRow | Row[Any], scope: Scope, custom_actions: int, scheduler_jobs: int
+    row: EmailServerRow | Row[Any],
+    scope: Scope,
+    custom_actions: int,
+    scheduler_jobs: int,
+    secrets_unreadable: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A stored server as EmailServer shows it, in the values pydantic would hold."""
     last_test = row.last_test
@@ -154,6 +162,7 @@ def _document(
         "version": row.version,
         "settings": _shown_settings(row.type, row.settings),
         "secrets_set": row.secrets_set,
+        "secrets_unreadable": list(secrets_unreadable),
         "usage": {"custom_actions": custom_actions, "scheduler_jobs": scheduler_jobs},
         "created_at": row.created_at,
         "updated_at": row.updated_at,
@@ -184,10 +193,34 @@ def _shown_settings(server_type: str, stored: Mapping[str, Any]) -> dict[str, An
     return shown
 
 
-def to_model(row: EmailServerRow | Row[Any], scope: Scope, usage: UsageCounts) -> EmailServer:
+def to_model(
+    row: EmailServerRow | Row[Any],
+    scope: Scope,
+    usage: UsageCounts,
+    secrets_unreadable: Sequence[str] = (),
+) -> EmailServer:
     return EmailServer.model_validate(
-        _document(row, scope, usage.custom_actions, usage.scheduler_jobs)
+        _document(row, scope, usage.custom_actions, usage.scheduler_jobs, secrets_unreadable)
     )
+
+
+def _stored_secrets(
+    ctx: ServiceContext, row: EmailServerRow, given: Mapping[str, Any]
+) -> dict[str, str]:
+    """The row's secrets; when the key cannot open them, none, as long as every one of them
+    is given anew (the repair path), else a field error per secret to enter again."""
+    try:
+        return ctx.box.open(row.secrets_sealed)
+    except SecretKeyError:
+        unreadable = [n for n, stored in (row.secrets_set or {}).items() if stored]
+        missing = [n for n in unreadable if n not in given]
+        if missing:
+            raise InvalidSettings(
+                field_errors=[
+                    FieldError(field=n, message=unreadable_secret_message(n)) for n in missing
+                ]
+            ) from None
+        return {}
 
 
 @dataclass
@@ -196,6 +229,8 @@ class EmailServerQueries:
 
     session: Session
     scope: Scope
+    #: Marks the servers whose stored secrets the key cannot open; None: none are marked.
+    unreadable: UnreadableSecrets | None = None
 
     def list_json(self) -> bytes:
         """The servers the scope sees, as the JSON of ``list[EmailServer]``, inherited first.
@@ -210,7 +245,7 @@ class EmailServerQueries:
         jobs = _usages_per_server(scope, SchedulerJobRow)
         # Through the connection: the rows as Core returns them, without the ORM's result
         # processing (a sixth of a 1,100-server listing's time).
-        rows = self.session.connection().execute(
+        result = self.session.connection().execute(
             select(
                 *_LISTED,
                 func.coalesce(actions.c.n, 0).label("custom_actions"),
@@ -221,13 +256,21 @@ class EmailServerQueries:
             .where(_visible(scope))
             .order_by(EmailServerRow.workspace_id.is_not(None), EmailServerRow.name_key)
         )
-        return to_json([_document(r, scope, r.custom_actions, r.scheduler_jobs) for r in rows])
+        rows = result.all()
+        marked = self.unreadable.of_rows(self.session, rows) if self.unreadable else {}
+        return to_json(
+            [
+                _document(r, scope, r.custom_actions, r.scheduler_jobs, marked.get(r.id, ()))
+                for r in rows
+            ]
+        )
 
     def get(self, server_id: str) -> EmailServer:
         return self.model(self.visible_row(server_id))
 
     def model(self, row: EmailServerRow) -> EmailServer:
-        return to_model(row, self.scope, self._usage_counts([row.id])[row.id])
+        fields = self.unreadable.of_row(row) if self.unreadable else ()
+        return to_model(row, self.scope, self._usage_counts([row.id])[row.id], fields)
 
     def usages(self, server_id: str) -> list[Usage]:
         self.visible_row(server_id)
@@ -418,7 +461,7 @@ class EmailServerService:
 
     @cached_property
     def queries(self) -> EmailServerQueries:
-        return EmailServerQueries(self.session, self.scope)
+        return EmailServerQueries(self.session, self.scope, self.ctx.unreadable)
 
     @property
     def _actor(self) -> Caller:
@@ -457,7 +500,7 @@ class EmailServerService:
                         FieldError(field="type", message=f"'{row.name}' is a {row.type} server.")
                     ]
                 )
-            stored_secrets = self.ctx.box.open(row.secrets_sealed)
+            stored_secrets = _stored_secrets(self.ctx, row, spec.settings.secrets())
             settings = _validate(spec.type, {**stored_secrets, **values})
             _send_secrets_only_as_stored(row, settings, spec.settings.secrets())
             # Only a test of the server as stored, by its own scope, is that server's record.
@@ -627,8 +670,8 @@ class EmailServerService:
         """Partial update of the version the caller read; omitted fields and secrets stay."""
         row = self.queries.own_row(server_id)
         self._check_version(row, expected_version)
-        stored = {**_stored_public(row), **self.ctx.box.open(row.secrets_sealed)}
         given = {k: v for k, v in patch.settings.items() if v is not None}
+        stored = {**_stored_public(row), **_stored_secrets(self.ctx, row, given)}
         settings = _validate(row.type, {**stored, **given})
         _keep_secrets_with_their_server(row, settings, given)
         changed = sorted(
@@ -731,7 +774,7 @@ class EmailServerService:
     def send_test(self, server_id: str, to: str) -> SendTestResult:
         """Send a real test message through a stored server; recorded as a delivery."""
         row = self.queries.own_row(server_id)
-        stored = {**_stored_public(row), **self.ctx.box.open(row.secrets_sealed)}
+        stored = {**_stored_public(row), **_stored_secrets(self.ctx, row, {})}
         settings = _validate(row.type, stored)
         name, server_type = row.name, row.type
         self.ctx.test_limiter.hit(self._actor.id, "connection tests and test messages")

@@ -7,8 +7,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, literal, select
 from sqlalchemy.orm import Session, sessionmaker
+
+from ..files import private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Execution option of the engine behind read-only sessions (see make_read_sessionmaker).
@@ -21,8 +23,10 @@ def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"pool_pre_ping": not url.startswith("sqlite")}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            # Made 0600 (in a 0700 directory) before SQLite opens it: SQLite gives the -wal
+            # and -shm files it creates the database file's mode.
+            private_file(Path(path))
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
@@ -75,6 +79,19 @@ def alembic_config(engine: Engine) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     command.upgrade(alembic_config(engine), "head")
+
+
+def holds_sealed_secrets(engine: Engine) -> bool:
+    """Whether any stored server has sealed secrets (False for a store not yet migrated)."""
+    from .tables import EmailServerRow
+
+    if not inspect(engine).has_table(EmailServerRow.__tablename__):
+        return False
+    with reading(engine).connect() as conn:
+        found = conn.execute(
+            select(literal(1)).where(EmailServerRow.secrets_sealed.is_not(None)).limit(1)
+        ).first()
+    return found is not None
 
 
 def is_migrated(engine: Engine) -> bool:

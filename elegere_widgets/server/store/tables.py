@@ -102,7 +102,8 @@ class RoleGrant(Base):
 
 
 class ApiToken(Base):
-    """A bearer token, stored as its SHA-256: API tokens never expire, sign-ins do."""
+    """A bearer token, stored as its SHA-256. Sign-ins expire; API tokens when made with
+    ``--expires-in``. Revoking deletes the row; expired rows are purged."""
 
     __tablename__ = "api_tokens"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
