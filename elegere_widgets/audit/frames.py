@@ -9,9 +9,11 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from ..client import Client
+from ..csv_cells import NEUTRALISED
 from ..models import TYPE_LABELS, AuditEvent, EmailServer, GraphSettingsView, Workspace
 
 WorkspacesArg = str | Workspace | Iterable[str | Workspace] | None
@@ -179,6 +181,7 @@ def deliveries_frame(
         with client.deliveries.export(ws.id, server_id=server_id, since=since, until=until) as f:
             tables.append(_read_csv(f))
     table = pa.concat_tables(tables) if tables else _empty_deliveries()
+    table = _restored(table, ("email_server_name", "error"))
     # self_destruct frees each Arrow column once converted: the peak stays near one copy.
     frame = table.to_pandas(self_destruct=True, split_blocks=True).rename(columns=_RENAMED)
     frame["workspace"] = frame["workspace_id"].map(names).astype("category")
@@ -204,6 +207,31 @@ def _read_csv(body: BinaryIO) -> pa.Table:
             strings_can_be_null=True,
         ),
     )
+
+
+def _restored(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """The original text of cells the service made inert for spreadsheets (see csv_cells),
+    column-wise in Arrow: for a dictionary column only its distinct values."""
+    pattern = "^" + NEUTRALISED.pattern
+    for name in columns:
+        chunks = []
+        for chunk in table.column(name).chunks:
+            if pa.types.is_dictionary(chunk.type):
+                values = _restore_strings(chunk.dictionary, pattern)
+                chunk = pa.DictionaryArray.from_arrays(chunk.indices, values)
+            else:
+                chunk = _restore_strings(chunk, pattern)
+            chunks.append(chunk)
+        column = pa.chunked_array(chunks, type=table.schema.field(name).type)
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
+
+
+def _restore_strings(values: pa.Array, pattern: str) -> pa.Array:
+    marked = pc.match_substring_regex(values, pattern)
+    if not pc.any(marked).as_py():
+        return values
+    return pc.if_else(marked, pc.utf8_slice_codeunits(values, 1), values)
 
 
 def _empty_deliveries() -> pa.Table:

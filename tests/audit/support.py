@@ -135,3 +135,20 @@ def _add(service: RunningService, row: EmailServerRow) -> None:
     with service.ctx.sessions() as s:
         s.add(row)
         s.commit()
+
+
+# Cells a spreadsheet would evaluate, and cells that only look close to them: the name as
+# stored -> the cell as the CSV must hold it.
+FORMULA_CELLS = {
+    '=HYPERLINK("http://evil.example","x")': '\'=HYPERLINK("http://evil.example","x")',
+    "+1 relay": "'+1 relay",
+    "-relay": "'-relay",
+    "@SUM(A1)": "'@SUM(A1)",
+    "\tTabbed": "'\tTabbed",
+    "\rReturn": "'\rReturn",
+    "'=already quoted": "''=already quoted",
+    "''-twice": "'''-twice",
+    "'plain quote": "'plain quote",
+    "a=b": "a=b",
+    "'": "'",
+}

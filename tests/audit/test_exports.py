@@ -237,3 +237,24 @@ def test_an_export_does_not_wait_for_a_writer(admin: Client, service: RunningSer
 
     assert "dlv_uncommitted" not in {r["id"] for r in rows}
     assert [r["id"] for r in rows] == [d.id for d in store_deliveries(service, SALES)]
+
+
+def test_cells_a_spreadsheet_would_evaluate_are_inert_and_restore_exactly(
+    admin: Client, service: RunningService
+) -> None:
+    from elegere_widgets.csv_cells import neutralise, restore
+
+    from .support import FORMULA_CELLS
+
+    for n, name in enumerate(FORMULA_CELLS):
+        insert_delivery(service, f"dlv_formula_{n}", email_server_name=name, error=name)
+    rows = {r["id"]: r for r in _read(admin)}
+
+    for n, (name, written) in enumerate(FORMULA_CELLS.items()):
+        row = rows[f"dlv_formula_{n}"]
+        assert (row["email_server_name"], row["error"]) == (written, written), name
+        assert neutralise(name) == written and restore(written) == name
+    # Nothing else changed: plain names and errors are written as stored.
+    assert rows[next(iter(rows))]["email_server_name"] in {
+        d.email_server_name for d in store_deliveries(service, SALES)
+    }

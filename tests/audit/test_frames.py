@@ -337,3 +337,19 @@ def test_inherited_only_workspaces(both: Client, service: RunningService) -> Non
     assert list(table["workspace_id"]) == expected
     assert list(table["workspace"]) == ["Support"]
     assert list(table["inherited_servers"]) == [1]
+
+
+def test_formula_cells_reach_the_frame_as_their_original_text(
+    both: Client, service: RunningService
+) -> None:
+    from .support import FORMULA_CELLS
+
+    for n, name in enumerate(FORMULA_CELLS):
+        insert_delivery(service, f"dlv_formula_{n}", email_server_name=name, error=name)
+
+    frame = audit.deliveries_frame(both, SALES).set_index("id")
+
+    for n, name in enumerate(FORMULA_CELLS):
+        assert frame.loc[f"dlv_formula_{n}", "server_name"] == name
+        assert frame.loc[f"dlv_formula_{n}", "error"] == name
+    assert str(frame["server_name"].dtype) == "category"

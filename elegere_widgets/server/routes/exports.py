@@ -16,9 +16,23 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from sqlalchemy import ColumnElement, Engine, String, Text, cast, func, select, tuple_, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    String,
+    Text,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import Label
 
+from ...csv_cells import QUOTE, TRIGGERS
 from ..deps import ContextDep, SessionDep, WorkspaceScope
 from ..services.catalog import deliveries_filter
 from ..store.db import reading
@@ -66,6 +80,14 @@ _TIME_TEXT: dict[str, ColumnElement[str]] = {
 }
 
 
+def _inert(column: ColumnElement[Any] | InstrumentedAttribute[Any], label: str) -> Label[Any]:
+    """The column's text as a spreadsheet shows it without evaluating it (see csv_cells):
+    one quote in front of a cell that leads with quotes and then =, +, -, @, tab or CR.
+    Written by the store, like the times: no Python per row."""
+    leading = func.substr(func.ltrim(column, QUOTE), 1, 1)
+    return case((leading.in_(TRIGGERS), literal(QUOTE, String) + column), else_=column).label(label)
+
+
 def _selected(dialect: str) -> tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]:
     """The columns in CSV order; ``created_at`` as text where the store can write it."""
     at = _TIME_TEXT.get(dialect, DeliveryRow.created_at.expression)
@@ -74,11 +96,11 @@ def _selected(dialect: str) -> tuple[ColumnElement[Any] | InstrumentedAttribute[
         at.label("created_at"),
         DeliveryRow.workspace_id,
         DeliveryRow.email_server_id,
-        DeliveryRow.email_server_name,
+        _inert(DeliveryRow.email_server_name, "email_server_name"),
         DeliveryRow.kind,
         DeliveryRow.status,
         *_RECIPIENTS,
-        DeliveryRow.error,
+        _inert(DeliveryRow.error, "error"),
     )
 
 
@@ -116,6 +138,10 @@ def deliveries_csv(
     `recipients` (a JSON array of addresses: no separator character is safe inside a
     quoted local part), `error` (empty when there was none; may hold commas, quotes and
     line breaks, quoted as RFC 4180 says).
+
+    A name or error that a spreadsheet would evaluate (leading `=`, `+`, `-`, `@`, tab or
+    CR, after any quotes) is written with one `'` in front, so Excel shows it as text;
+    `elegere_widgets.csv_cells.restore` (and the audit frames) give back the original.
 
     Rows are read from the store in chunks as the body is sent, never all at once. Should
     the store fail after the first rows were sent, the body ends without its final chunk,
