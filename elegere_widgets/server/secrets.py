@@ -191,7 +191,7 @@ def load_keys(
         return source
     if not key_file.exists():
         if store_has_secrets():
-            raise MissingSecretKey(missing_key_message(key_file))
+            raise MissingSecretKey(missing_key_message(key_file.absolute()))
         private_dir(data_dir)
         try:
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ..models import ConnectionTestResult, LastTest, Stage, UsageCounts
+from ..models.servers import FIELD_LABELS
 from .common import esc
 
 STAGE_TITLES = {
@@ -65,6 +66,13 @@ def last_test(test: LastTest | None, now: datetime | None = None) -> tuple[str, 
     mark = "✓" if test.ok else "✗"
     tip = (test.detail or ("passed" if test.ok else "failed")) + f" ({test.elapsed_ms} ms)"
     return f"{mark} {ago(test.at, now)}", tip
+
+
+def unreadable_secrets(fields: Sequence[str]) -> str:
+    """What a row says when the service cannot open its stored secrets."""
+    names = [FIELD_LABELS.get(f, f).lower() for f in fields]
+    what = " and ".join(names)
+    return f"stored {what} unreadable: enter {'it' if len(names) == 1 else 'them'} again"
 
 
 def stage_title(name: str) -> str:

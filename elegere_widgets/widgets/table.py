@@ -19,7 +19,7 @@ from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
 
 from ..models import EmailServer
 from .common import button, close_tree, css, esc, set_visible
-from .formatting import INHERITED_MARK, OWN_MARK, last_test, used_by
+from .formatting import INHERITED_MARK, OWN_MARK, last_test, unreadable_secrets, used_by
 from .palette import var
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -161,6 +161,8 @@ class ServerRow(ipywidgets.HBox):
             self.scope_label.value = f'<span class="elegere-own">{esc(OWN_MARK)}</span>'
         self.used_by_label.value = used_by(server.usage)
         text, tip = last_test(server.last_test)
+        if server.secrets_unreadable:  # what to do comes before how the last test went
+            text = tip = unreadable_secrets(server.secrets_unreadable)
         self.last_test_label.value = text
         self.last_test_label.tooltip = tip
         if server.inherited:
