@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
 from .security import hash_token, new_id, new_token
@@ -77,9 +78,9 @@ def list_tokens(session: Session) -> list[TokenInfo]:
 
 def revoke(session: Session, token_id: str) -> bool:
     """Delete the token with this id; whether there was one."""
-    deleted = session.execute(delete(ApiToken).where(ApiToken.id == token_id)).rowcount
+    result = session.execute(delete(ApiToken).where(ApiToken.id == token_id))
     session.commit()
-    return bool(deleted)
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
 def revoke_value(session: Session, raw: str) -> None:
@@ -93,4 +94,4 @@ def purge_expired(session: Session) -> int:
     result = session.execute(
         delete(ApiToken).where(ApiToken.expires_at.is_not(None), ApiToken.expires_at <= now)
     )
-    return int(result.rowcount or 0)
+    return int(cast(CursorResult[Any], result).rowcount or 0)
