@@ -145,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     data_dir = Path(os.environ.get("ELEGERE_DATA_DIR", ".elegere")).resolve()
     children: list[Child] = []
+    from ..server.files import private_dir
+
+    private_dir(data_dir)  # 0700 before anything is put in it (the store warns otherwise)
     smtp = DemoSmtpServer(data_dir / "demo-smtp", on_message=_tell_message)
     try:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
