@@ -36,6 +36,7 @@ __all__ = [
     "PUBLIC_GRAPH_URL",
     "SendOutcome",
     "send_graph",
+    "send_graph_message",
     "test_graph",
 ]
 
@@ -151,6 +152,33 @@ def send_graph(
         hint = f" {failed.hint}" if failed.hint else ""
         return SendOutcome(ok=False, detail=f"Failed at {failed.name}: {failed.detail}.{hint}")
     return SendOutcome(ok=True, detail=run.recorder.stages[-1].detail)
+
+
+def send_graph_message(
+    settings: GraphSettings,
+    *,
+    message: dict[str, Any],
+    summary: str,
+    authority_host: str = PUBLIC_AUTHORITY_HOST,
+    graph_base_url: str = PUBLIC_GRAPH_URL,
+    budget_s: float = 30.0,
+    ca_bundle: str | None = None,
+    scope: str = GRAPH_SCOPE,
+) -> tuple[SendOutcome, str | None]:
+    """``send_graph`` for a whole Graph message resource (cc, bcc, html, reply-to): the
+    outcome, and the failed stage's code (Graph's error code, the HTTP status or AADSTS…)."""
+    run = _GraphRun(settings, authority_host, graph_base_url, budget_s, ca_bundle, scope, None)
+    try:
+        credential = run.certificate()
+        token = run.token(credential)
+        run.send(token, to=summary, subject="", body="", message=message)
+    except StageFailed:
+        failed = run.recorder.failed
+        assert failed is not None
+        hint = f" {failed.hint}" if failed.hint else ""
+        detail = f"Failed at {failed.name}: {failed.detail}.{hint}"
+        return SendOutcome(ok=False, detail=detail), failed.code
+    return SendOutcome(ok=True, detail=run.recorder.stages[-1].detail), None
 
 
 # ---------------------------------------------------------------- one run, stage by stage
@@ -271,11 +299,21 @@ class _GraphRun:
                 )
             st.detail = "Mail.Send granted (application permission)"
 
-    def send(self, token: str, *, to: str, subject: str, body: str) -> None:
+    def send(
+        self,
+        token: str,
+        *,
+        to: str,
+        subject: str,
+        body: str,
+        message: dict[str, Any] | None = None,
+    ) -> None:
+        """``message``: a whole Graph message resource (the worker's); else plain text to ``to``."""
         with self.recorder.stage("send") as st:
             url = f"{self.graph}/users/{quote(self.s.account, safe='@')}/sendMail"
             payload = {
-                "message": {
+                "message": message
+                or {
                     "subject": subject,
                     "body": {"contentType": "Text", "content": body},
                     "toRecipients": [{"emailAddress": {"address": to}}],
@@ -290,8 +328,8 @@ class _GraphRun:
                 )
                 st.code = "202"
                 return
-            code, message = _graph_error(response)
-            failure = self._graph_failure(response.status_code, code, message)
+            code, error = _graph_error(response)
+            failure = self._graph_failure(response.status_code, code, error)
             if code == "ErrorAccessDenied" and "Mail.Send" not in _token_roles(token):
                 failure.hint = _GRANT_MAIL_SEND
             raise StageFailed(failure)

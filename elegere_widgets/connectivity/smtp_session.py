@@ -52,15 +52,23 @@ class SmtpSession:
 
     def run(self, recipient: str, message: EmailMessage | None) -> None:
         self.sending = message is not None
+        conn = self.open()
+        self._envelope(conn, recipient)
+        if message is not None:
+            self._data(conn, message)
+
+    def open(self) -> PinnedSMTP:
+        """resolve → connect → tls → ehlo → authenticate: a connection ready for an envelope.
+
+        The worker keeps it open for the messages that follow (see server/worker/smtp_sender).
+        """
         conn = self._resolve()
         self._connect(conn)
         self._tls(conn)
         self._ehlo(conn)
         if self.s.password is not None:
             self._authenticate(conn)
-        self._envelope(conn, recipient)
-        if message is not None:
-            self._data(conn, message)
+        return conn
 
     def _resolve(self) -> PinnedSMTP:
         host = self.s.server

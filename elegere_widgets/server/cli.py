@@ -1,12 +1,12 @@
-"""`elegere`: serve, migrate, seed --demo, rotate-key, token create / list / revoke."""
+"""`elegere`: serve, worker, migrate, seed --demo, rotate-key, token create / list / revoke."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 
@@ -215,6 +215,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- elegere worker
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .context import ServiceContext
+    from .worker.runner import NotMigrated, Worker
+
+    logging.getLogger("huey").setLevel(logging.WARNING)  # a line per task says nothing
+    ctx = ServiceContext.build(_settings(args))
+    try:
+        worker = Worker(ctx, threads=args.threads)
+    except (NotMigrated, ValueError) as exc:
+        print(f"elegere worker: {exc}", file=sys.stderr)
+        return 2
+    worker.run()
+    return 0
+
+
+def add_worker_command(sub: Any, with_db: Callable[[argparse.ArgumentParser], Any]) -> None:
+    worker = with_db(
+        sub.add_parser("worker", help="deliver queued messages (stop with Ctrl-C or SIGTERM)")
+    )
+    worker.add_argument(
+        "--threads", type=int, default=4, help="messages sent at a time (default: 4)"
+    )
+    worker.add_argument(
+        "--egress-allow",
+        metavar="CIDR",
+        nargs="+",
+        action="extend",
+        help="networks mail may be sent to although guarded (e.g. 127.0.0.0/8)",
+    )
+    worker.add_argument(
+        "--egress-allow-port",
+        metavar="PORT",
+        nargs="+",
+        action="extend",
+        help="ports besides 25, 465, 587 and 2525 that mail may be sent to",
+    )
+    worker.set_defaults(func=cmd_worker)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elegere", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -269,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = with_db(sub.add_parser("rotate-key", help="re-encrypt every secret under a new key"))
     rotate.add_argument("--new-key", metavar="KEY", help="the new Fernet key (default: made)")
     rotate.set_defaults(func=cmd_rotate_key)
+
+    add_worker_command(sub, with_db)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     create = with_db(token.add_parser("create", help="print a new API token for a user"))

@@ -58,6 +58,33 @@ class Settings(BaseSettings):
     receipt_ttl_s: int = Field(900, gt=0)
     session_ttl_s: int = Field(8 * 3600, gt=0)
     max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    # ---- the worker (elegere worker)
+    queue_url: str | None = Field(
+        None,
+        description="redis://… for a queue shared by several machines; default: a SQLite "
+        "file in data_dir (queue.db).",
+    )
+    retry_hours: float = Field(
+        24.0, gt=0, description="A message not delivered within this many hours fails."
+    )
+    retry_scale: float = Field(
+        1.0,
+        gt=0,
+        description="Multiplies the retry schedule (30 s, 2 min, … hourly) and the retry "
+        "window; below 1 only for tests and demos.",
+    )
+    sweep_interval_s: float = Field(
+        5.0, gt=0, description="How often a worker looks in the store for due messages."
+    )
+    lease_s: float = Field(
+        120.0,
+        gt=0,
+        description="How long a worker holds a message it sends; a dead worker's lease "
+        "expires after this.",
+    )
+    smtp_idle_s: float = Field(
+        30.0, gt=0, description="An SMTP connection unused this long is closed."
+    )
 
     @field_validator("egress_allow", "egress_deny", "egress_allow_ports", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from .receipts import ReceiptSigner
 from .secrets import KeySource, SecretBox, load_keys
 from .store.db import holds_sealed_secrets, make_engine, make_read_sessionmaker, make_sessionmaker
 from .unreadable import UnreadableSecrets
+from .worker.queue import HueyQueue, build_huey
 
 
 def open_keys(settings: Settings, engine: Engine) -> KeySource:
@@ -80,6 +81,7 @@ class ServiceContext:
                 settings.egress_allow, settings.egress_allow_ports, settings.egress_deny
             ),
             test_limiter=RateLimiter(settings.test_rate_limit, settings.test_rate_window_s),
+            queue=HueyQueue(build_huey(settings)),
         )
 
     def ssl_context(self) -> ssl.SSLContext:

@@ -1,0 +1,76 @@
+"""``elegere worker``: the Huey consumer (thread workers) plus the sweep, until a signal."""
+
+from __future__ import annotations
+
+import logging
+
+from huey.consumer import Consumer
+
+from ..context import ServiceContext
+from ..store.db import is_migrated
+from .delivery import Deliverer
+from .queue import HueyQueue, build_huey, queue_description
+from .smtp_sender import SmtpConnections
+from .sweep import Sweeper
+
+__all__ = ["NotMigrated", "Worker"]
+
+log = logging.getLogger(__name__)
+
+#: How long an idle thread worker waits before looking at the SQLite queue again (Redis
+#: blocks until an entry comes). Short: a message should not wait for a sleeping poll.
+POLL_MAX_S = 0.25
+
+
+class NotMigrated(RuntimeError):
+    pass
+
+
+class Worker:
+    """One worker process: ``threads`` deliveries at a time, one sweep."""
+
+    def __init__(self, ctx: ServiceContext, *, threads: int = 4) -> None:
+        if threads < 1:
+            raise ValueError("--threads must be at least 1.")
+        if not is_migrated(ctx.engine):
+            raise NotMigrated(
+                "The store has no tables yet: run `elegere migrate` (with the same "
+                "--database / ELEGERE_DATABASE_URL) before starting the worker."
+            )
+        self.ctx = ctx
+        self.threads = threads
+        self.connections = SmtpConnections(ctx.settings.smtp_idle_s)
+        self.deliverer = Deliverer(ctx, connections=self.connections)
+        self.huey = build_huey(ctx.settings, deliver=self._deliver)
+        self.queue = HueyQueue(self.huey)
+        self.sweeper = Sweeper(ctx, self.queue, self.connections)
+
+    def _deliver(self, message_id: str) -> None:
+        status = self.deliverer.deliver(message_id)
+        if status is not None:
+            log.info("message %s: %s", message_id, status)
+
+    def run(self) -> None:
+        """Until SIGINT (finish the messages in hand) or SIGTERM (stop now: leases expire)."""
+        consumer = Consumer(
+            self.huey,
+            workers=self.threads,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            max_delay=POLL_MAX_S,
+            check_worker_health=True,
+        )
+        log.info(
+            "Worker %s: %d thread(s), queue %s, sweep every %g s.",
+            self.deliverer.owner,
+            self.threads,
+            queue_description(self.ctx.settings),
+            self.ctx.settings.sweep_interval_s,
+        )
+        self.sweeper.start()
+        try:
+            consumer.run()
+        finally:
+            self.sweeper.stop()
+            self.connections.close_all()
