@@ -1,0 +1,198 @@
+"""`elegere worker` as a user runs it: real processes, a real queue, SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from elegere_widgets.server.context import ServiceContext
+from elegere_widgets.server.store.tables import MessageRow
+from elegere_widgets.server.worker.queue import HueyQueue, build_huey
+from tests.fixtures.messages import add_message, add_peer_server, make_store, message_ids_at
+from tests.fixtures.smtp import SmtpPeer
+
+REDIS_ENV = "ELEGERE_TEST_REDIS_URL"
+PG_ENV = "ELEGERE_TEST_DATABASE_URL"
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
+    """A generous deadline against hanging forever; not a speed check."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting: {what}")
+        time.sleep(0.05)
+
+
+def worker_env(ctx: ServiceContext, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "ELEGERE_DATABASE_URL": ctx.settings.resolved_database_url(),
+        "ELEGERE_DATA_DIR": str(ctx.settings.data_dir),
+        "ELEGERE_EGRESS_ALLOW": "127.0.0.0/8",
+        "ELEGERE_EGRESS_ALLOW_PORTS": "1024-65535",
+        "ELEGERE_LEASE_S": "3",
+        "ELEGERE_SWEEP_INTERVAL_S": "0.5",
+    }
+    if ctx.settings.queue_url:
+        env["ELEGERE_QUEUE_URL"] = ctx.settings.queue_url
+    env.update(extra)
+    return env
+
+
+class Workers:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, ctx: ServiceContext, threads: int = 4) -> subprocess.Popen[bytes]:
+        log = open(self.tmp_path / f"worker{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "elegere_widgets.server.cli",
+                "worker",
+                "--threads",
+                str(threads),
+            ],
+            env=worker_env(ctx),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(tmp_path)
+    yield w
+    w.stop_all()
+
+
+def _statuses(ctx: ServiceContext) -> dict[str, int]:
+    with ctx.sessions() as s:
+        rows = s.execute(select(MessageRow.status, func.count()).group_by(MessageRow.status))
+        return {status: n for status, n in rows}
+
+
+def test_queued_and_unqueued_messages_are_all_delivered(
+    store: ServiceContext, sink: SmtpPeer, workers: Workers
+) -> None:
+    server = add_peer_server(store, sink, "srv_peer")
+    signalled = [add_message(store, server, to=[f"q{n}@example.org"]) for n in range(20)]
+    store.queue.signal(signalled)
+    # No queue entry at all (a lost signal): the sweep must find these.
+    lost = [add_message(store, server, to=[f"l{n}@example.org"]) for n in range(10)]
+    workers.start(store)
+    wait_until("30 messages at the sink", lambda: len(sink.messages) >= 30)
+    wait_until("all recorded", lambda: _statuses(store) == {"sent": 30})
+    with store.sessions() as s:
+        wanted = {s.get(MessageRow, i).message_id for i in [*signalled, *lost]}  # type: ignore[union-attr]
+    assert sorted(message_ids_at(sink)) == sorted(wanted)
+
+
+def test_sigkill_mid_batch_loses_nothing(
+    store: ServiceContext, workers: Workers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with SmtpPeer("plain", data_delay_s=0.02) as sink:
+        server = add_peer_server(store, sink, "srv_peer")
+        ids = [add_message(store, server, to=[f"r{n}@example.org"]) for n in range(150)]
+        store.queue.signal(ids)
+        first = workers.start(store)
+        wait_until("40 messages at the sink", lambda: len(sink.messages) >= 40)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        in_flight = _statuses(store).get("sending", 0)
+        at_kill = len(sink.messages)
+        workers.start(store)
+        wait_until("all 150 recorded", lambda: _statuses(store) == {"sent": 150})
+        received = message_ids_at(sink)
+    duplicates = len(received) - len(set(received))
+    with capsys.disabled():
+        print(
+            f"\n[worker SIGKILL] at the kill: {at_kill} at the sink, {in_flight} in flight; "
+            f"after: {len(set(received))}/150 delivered, {duplicates} duplicate(s)"
+        )
+    assert len(set(received)) == 150
+    assert duplicates <= in_flight
+
+
+def test_the_worker_refuses_an_unmigrated_store(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "ELEGERE_DATA_DIR": str(tmp_path),
+        "ELEGERE_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "elegere_widgets.server.cli", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "run `elegere migrate`" in done.stderr
+
+
+def test_sigterm_stops_the_worker(store: ServiceContext, workers: Workers) -> None:
+    proc = workers.start(store)
+    time.sleep(1.0)  # let it start its consumer
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+
+
+@pytest.mark.skipif(
+    not (os.environ.get(PG_ENV) and os.environ.get(REDIS_ENV)),
+    reason=f"set {PG_ENV} and {REDIS_ENV} (e.g. redis://127.0.0.1:6379/15) for this run",
+)
+def test_two_workers_on_postgresql_and_redis_send_each_message_once(
+    tmp_path: Path, workers: Workers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fixtures.service import reset_database
+
+    url = os.environ[PG_ENV]
+    redis_url = os.environ[REDIS_ENV]
+    reset_database(url)
+    ctx = make_store(url, tmp_path, queue_url=redis_url)
+    build_huey(ctx.settings).flush()
+    try:
+        with SmtpPeer("plain") as sink:
+            server = add_peer_server(ctx, sink, "srv_peer")
+            workers.start(ctx)
+            workers.start(ctx)
+            queue = ctx.queue
+            assert isinstance(queue, HueyQueue)
+            for batch in range(10):
+                ids = [
+                    add_message(ctx, server, to=[f"b{batch}r{n}@example.org"]) for n in range(100)
+                ]
+                queue.signal(ids)
+            wait_until("1,000 recorded", lambda: _statuses(ctx) == {"sent": 1000}, timeout=300)
+            received = message_ids_at(sink)
+        with capsys.disabled():
+            print(f"\n[2 workers, PG+Redis] {len(received)} received, {len(set(received))} unique")
+        assert len(received) == 1000 and len(set(received)) == 1000
+    finally:
+        build_huey(ctx.settings).flush()
+        ctx.engine.dispose()
