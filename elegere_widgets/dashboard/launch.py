@@ -1,4 +1,5 @@
-"""``make run``: the service, a demo SMTP server and the Voilà dashboard; Ctrl-C stops them all.
+"""``make run``: the service, its worker, a demo SMTP server and the Voilà dashboard; Ctrl-C
+stops them all.
 
 ::
 
@@ -56,6 +57,21 @@ def service_command(port: int) -> list[str]:
         "127.0.0.0/8",
         "--log-level",
         "warning",
+    ]
+
+
+def worker_command() -> list[str]:
+    """The worker beside the service: it delivers the messages the service accepts, and may
+    reach loopback (the demo SMTP server) like the service's connection tests."""
+    return [
+        sys.executable,
+        "-m",
+        "elegere_widgets.server.cli",
+        "worker",
+        "--threads",
+        "2",
+        "--egress-allow",
+        "127.0.0.0/8",
     ]
 
 
@@ -227,6 +243,12 @@ def _run(
             cwd=ROOT,
             log_path=logs / "voila.log",
         )
+    )
+    worker_argv = worker_command()
+    if smtp_port != SMTP_PORT:
+        worker_argv += ["--egress-allow-port", str(smtp_port)]
+    children.append(
+        spawn("worker", worker_argv, env=service_env, cwd=Path.cwd(), log_path=logs / "worker.log")
     )
     smtp.start()
     _print("Starting the service and the dashboard (the first start takes a while) …")

@@ -65,7 +65,8 @@ def test_make_run_starts_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> N
             )
 
         children = first.descendants()
-        assert len(children) >= 3, children  # the service, Voilà, Voilà's kernel
+        assert len(children) >= 4, children  # the service, the worker, Voilà, Voilà's kernel
+        assert any("server.cli worker" in " ".join(c.cmdline()) for c in children), children
         started = time.monotonic()
         assert first.stop(signal.SIGINT) == 0
         assert time.monotonic() - started < 20
