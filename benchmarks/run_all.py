@@ -27,6 +27,7 @@ SCRIPTS = {
     "dashboard": "bench_dashboard_cold_start.py",
     "deliveries": "bench_deliveries_frame.py",
     "panel": "bench_panel_refresh.py",
+    "worker": "bench_worker_throughput.py",
 }
 
 
