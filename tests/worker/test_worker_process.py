@@ -157,7 +157,8 @@ def test_the_worker_refuses_an_unmigrated_store(tmp_path: Path) -> None:
 
 def test_sigterm_stops_the_worker(store: ServiceContext, workers: Workers) -> None:
     proc = workers.start(store)
-    time.sleep(1.0)  # let it start its consumer
+    log = workers.tmp_path / "worker0.log"
+    wait_until("the worker started", lambda: log.exists() and b"thread(s)" in log.read_bytes())
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
 

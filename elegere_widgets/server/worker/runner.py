@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 from huey.consumer import Consumer
 
@@ -24,6 +26,10 @@ POLL_MAX_S = 0.25
 
 class NotMigrated(RuntimeError):
     pass
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 class Worker:
@@ -61,6 +67,10 @@ class Worker:
             max_delay=POLL_MAX_S,
             check_worker_health=True,
         )
+        # Until the consumer installs its own handlers: a stop asked for during start-up
+        # is a clean exit too (nothing is leased yet).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _exit_cleanly)
         log.info(
             "Worker %s: %d thread(s), queue %s, sweep every %g s.",
             self.deliverer.owner,
