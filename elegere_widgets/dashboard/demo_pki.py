@@ -9,19 +9,19 @@ they are valid, so a server the user added in an earlier run still passes its te
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+
+from ..pki import issue
 
 VALID_DAYS = 365
 RENEW_BEFORE = dt.timedelta(days=7)
 NAMES = ("127.0.0.1", "localhost")
+ORGANIZATION = "elegere-widgets demo"
 
 
 @dataclass(frozen=True)
@@ -54,78 +54,15 @@ def _still_good(pki: DemoPki) -> bool:
     )
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "elegere-widgets demo"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
 def _make(pki: DemoPki) -> None:
-    now = dt.datetime.now(dt.UTC)
-    start, end = now - dt.timedelta(hours=1), now + dt.timedelta(days=VALID_DAYS)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("elegere-widgets demo CA (this machine only)")
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(ca=True), critical=True)
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    san = x509.SubjectAlternativeName(
-        [x509.IPAddress(ipaddress.ip_address(NAMES[0])), x509.DNSName(NAMES[1])]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(NAMES[0]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(san, critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(ca=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
+    ca_name = "elegere-widgets demo CA (this machine only)"
+    ca = issue(ca_name, ca=True, organization=ORGANIZATION, days=VALID_DAYS)
+    server = issue(NAMES[0], issuer=ca, names=NAMES, organization=ORGANIZATION, days=VALID_DAYS)
     pki.ca_file.parent.mkdir(parents=True, exist_ok=True)
-    _write(pki.ca_file, ca.public_bytes(pem))
-    _write(pki.cert_file, cert.public_bytes(pem) + ca.public_bytes(pem))
-    key_pem = key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    _write(pki.key_file, key_pem, mode=0o600)
+    _write(pki.ca_file, ca.cert_pem)
+    _write(pki.cert_file, server.cert_pem + ca.cert_pem)
+    _write(pki.key_file, server.key_pem, mode=0o600)
     # The CA's key is not kept: nothing else will ever be signed with it.
-
-
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 def _write(path: Path, data: bytes, *, mode: int = 0o644) -> None:

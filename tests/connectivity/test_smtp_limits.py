@@ -83,10 +83,8 @@ def test_untrusted_certificate_fails_at_tls(tls_peer: SmtpPeer, egress: EgressPo
     assert stage.hint is not None and "certificate is not trusted" in stage.hint
 
 
-def test_certificate_for_another_name_fails_at_tls(
-    pki: Pki, egress: EgressPolicy, tmp_path: Path
-) -> None:
-    other = make_server_certificate(pki.ca, tmp_path, ["mail.example.com"], stem="other")
+def test_certificate_for_another_name_fails_at_tls(pki: Pki, egress: EgressPolicy) -> None:
+    other = make_server_certificate(pki.ca, ["mail.example.com"])
     with SmtpPeer("starttls", pki=pki.with_server(other)) as peer:
         result = test_smtp(
             settings(peer.port, use_ssl=True), egress=egress, ssl_context=pki.client_context()
@@ -99,8 +97,8 @@ def test_certificate_for_another_name_fails_at_tls(
     )
 
 
-def test_expired_certificate_fails_at_tls(pki: Pki, egress: EgressPolicy, tmp_path: Path) -> None:
-    expired = make_server_certificate(pki.ca, tmp_path, expired=True, stem="expired")
+def test_expired_certificate_fails_at_tls(pki: Pki, egress: EgressPolicy) -> None:
+    expired = make_server_certificate(pki.ca, expired=True)
     with SmtpPeer("implicit_tls", pki=pki.with_server(expired)) as peer:
         result = test_smtp(
             settings(peer.port, use_ssl=True),

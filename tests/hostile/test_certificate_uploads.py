@@ -14,7 +14,6 @@ import socket
 import time
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,11 +40,9 @@ from elegere_widgets.connectivity.certificates import (
     load_credential,
 )
 from elegere_widgets.models.servers import CERTIFICATE_MAX_BYTES
+from elegere_widgets.pki import issue
 from tests.fixtures.graph_certs import (
     CertAndKey,
-    _children,
-    _der,
-    _read,
     make_cert,
     multi_key_pfx,
     rsa_key,
@@ -76,22 +73,10 @@ def app_cert() -> CertAndKey:
 
 def _ec_certificates(count: int) -> list[tuple[ec.EllipticCurvePrivateKey, x509.Certificate]]:
     """``count`` self-signed EC certificates: cheap to make, small, and each one distinct."""
-    now = datetime.now(UTC)
     out = []
     for i in range(count):
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bomb-{i}")])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(i + 1)
-            .not_valid_before(now - timedelta(hours=1))
-            .not_valid_after(now + timedelta(days=30))
-            .sign(key, hashes.SHA256())
-        )
-        out.append((key, cert))
+        out.append((key, issue(f"bomb-{i}", key=key, days=30).cert))
     return out
 
 
@@ -229,12 +214,9 @@ def test_pfx_of_a_thousand_keys_is_refused_before_matching_them(many_ec: list[An
 def _with_mac_rounds(pfx: bytes, rounds: int) -> bytes:
     """``pfx`` with its MAC's iteration count replaced (the MAC no longer matches: it is
     never computed, which is the point)."""
-    _, body, _ = _read(pfx)
-    version, auth_safe, mac = _children(body)
-    _, mac_body, _ = _read(mac)
-    digest_info, salt, _ = _children(mac_body)
-    count = rounds.to_bytes((rounds.bit_length() + 8) // 8, "big")  # DER: minimal, positive
-    return _der(0x30, version + auth_safe + _der(0x30, digest_info + salt + _der(0x02, count)))
+    parsed = asn1_pkcs12.Pfx.load(pfx)
+    parsed["mac_data"]["iterations"] = rounds
+    return bytes(parsed.dump(force=True))
 
 
 def test_pfx_asking_for_billions_of_rounds_is_refused_before_deriving(
