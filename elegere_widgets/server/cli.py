@@ -197,11 +197,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .rate_limit import per_process_warning
     from .seed import DEMO_PASSWORD, DEMO_USERS, create_token, seed_demo
 
     settings = _settings(args)
     app = create_app(settings)
     _on_start(app.state.ctx)
+    if warning := per_process_warning(settings):
+        logging.getLogger("elegere_widgets.server").warning(warning)
     url = f"http://{args.host}:{args.port}"
     if args.demo:
         ctx = app.state.ctx

@@ -55,6 +55,29 @@ class Settings(BaseSettings):
         30, gt=0, description="Connection tests and test sends per user per test_rate_window_s."
     )
     test_rate_window_s: float = Field(60.0, gt=0)
+    tests_at_once: int = Field(
+        32, gt=0, le=1024, description="Connection tests and test sends running at once."
+    )
+    tests_at_once_per_scope: int = Field(
+        8, gt=0, description="Of those, at most this many for one workspace or organization."
+    )
+    limits_url: str | None = Field(
+        None,
+        description="Where every process counts limits: redis://host:6379/0; default: memory "
+        "(one process), or ELEGERE_QUEUE_URL when it is a redis:// URL.",
+    )
+    sign_in_failures_per_account: int = Field(
+        5, gt=0, description="Wrong passwords for one account before its sign-in pauses."
+    )
+    sign_in_failures_per_address: int = Field(
+        20, gt=0, description="Wrong passwords from one client address before it pauses."
+    )
+    sign_in_first_wait_s: int = Field(
+        2, gt=0, description="The first pause; each further wrong password doubles it."
+    )
+    sign_in_window_s: int = Field(
+        900, gt=0, description="How long failures are remembered; the longest pause."
+    )
     receipt_ttl_s: int = Field(900, gt=0)
     session_ttl_s: int = Field(8 * 3600, gt=0)
     max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)

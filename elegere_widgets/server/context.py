@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..connectivity.egress import EgressPolicy
 from .config import Settings
 from .files import warn_if_exposed
+from .network_work import NetworkWork
 from .queue import MessageQueue, NoQueue
-from .rate_limit import RateLimiter
+from .rate_limit import RateLimiter, make_storage
 from .receipts import ReceiptSigner
 from .secrets import KeySource, SecretBox, load_keys
+from .sign_in_throttle import SignInThrottle
 from .store.db import holds_sealed_secrets, make_engine, make_read_sessionmaker, make_sessionmaker
 from .unreadable import UnreadableSecrets
 from .worker.queue import HueyQueue, build_huey
@@ -55,6 +57,9 @@ class ServiceContext:
     receipts: ReceiptSigner = field(repr=False)
     egress: EgressPolicy
     test_limiter: RateLimiter
+    sign_in_throttle: SignInThrottle
+    #: Connection tests and test sends run here, never on the request threads.
+    network: NetworkWork
     #: Wakes a worker when messages were accepted (see queue.py).
     queue: MessageQueue = field(default_factory=NoQueue)
     _tls: ssl.SSLContext | None = field(default=None, init=False, repr=False)
@@ -69,6 +74,7 @@ class ServiceContext:
         except BaseException:
             engine.dispose()
             raise
+        limits = make_storage(settings)
         return cls(
             settings=settings,
             engine=engine,
@@ -80,7 +86,19 @@ class ServiceContext:
             egress=EgressPolicy.from_strings(
                 settings.egress_allow, settings.egress_allow_ports, settings.egress_deny
             ),
-            test_limiter=RateLimiter(settings.test_rate_limit, settings.test_rate_window_s),
+            test_limiter=RateLimiter(settings.test_rate_limit, settings.test_rate_window_s, limits),
+            sign_in_throttle=SignInThrottle(
+                limits,
+                per_account=settings.sign_in_failures_per_account,
+                per_address=settings.sign_in_failures_per_address,
+                first_wait_s=settings.sign_in_first_wait_s,
+                window_s=settings.sign_in_window_s,
+            ),
+            network=NetworkWork(
+                settings.tests_at_once,
+                settings.tests_at_once_per_scope,
+                retry_after_s=settings.test_budget_s,
+            ),
             queue=HueyQueue(build_huey(settings)),
         )
 

@@ -1,22 +1,29 @@
 """The email-server endpoints: one router, mounted under `/workspaces/{ws}` and under
-`/organizations/{org}`; the mount's dependency says whose servers a call is about."""
+`/organizations/{org}`; the mount's dependency says whose servers a call is about.
+
+Connection tests and test sends are async: their checks run on the request threads (briefly),
+the network work on the service's own pool (``ServiceContext.network``), awaited without
+holding a thread, so that hanging tests never leave reads waiting for one.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import queue
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from ... import models
 from ...models.servers import check_email
 from ..deps import EmailServersDep, expected_version
-from ..services.email_servers import TestRun
+from ..network_work import NetworkWork
+from ..services.email_servers import Prepared
 
 Spec = Annotated[models.EmailServerSpec, Body()]
 NDJSON = "application/x-ndjson"
@@ -42,27 +49,35 @@ def _etag(response: Response, server: models.EmailServer) -> models.EmailServer:
     return server
 
 
-def _ndjson_lines(run: TestRun) -> Iterator[bytes]:
-    """Runs the test in a worker thread: a `{"stage": ...}` line as each stage ends, then
+def _line(key: str, model: BaseModel) -> bytes:
+    return (f'{{"{key}": {model.model_dump_json()}}}\n').encode()
+
+
+async def _ndjson_lines(
+    network: NetworkWork,
+    prepared: Prepared[models.ConnectionTestResult],
+    lines: asyncio.Queue[bytes],
+) -> AsyncIterator[bytes]:
+    """A `{"stage": ...}` line as each stage ends (put in ``lines`` by the test), then
     `{"result": ...}`. Refusals happened before (see `prepare_test`); a failure now can only
     end the stream early, which the client reports as an interrupted test."""
-    lines: queue.Queue[bytes | None] = queue.Queue()
-
-    def line(key: str, model: BaseModel) -> bytes:
-        return (f'{{"{key}": {model.model_dump_json()}}}\n').encode()
-
-    def work() -> None:
-        try:
-            result = run(lambda stage: lines.put(line("stage", stage)))
-            lines.put(line("result", result))
-        except Exception:
-            logger.exception("The streamed connection test failed")
-        finally:
-            lines.put(None)
-
-    threading.Thread(target=work, name="connection-test", daemon=True).start()
-    while (chunk := lines.get()) is not None:
-        yield chunk
+    test = asyncio.ensure_future(network.run(prepared.slot, prepared.work))
+    while True:
+        next_line = asyncio.ensure_future(lines.get())
+        await asyncio.wait({next_line, test}, return_when=asyncio.FIRST_COMPLETED)
+        if next_line.done():
+            yield next_line.result()
+            continue
+        next_line.cancel()
+        break
+    while not lines.empty():  # stages that ended just before the result
+        yield lines.get_nowait()
+    try:
+        result = test.result()
+    except Exception:
+        logger.exception("The streamed connection test failed")
+        return
+    yield _line("result", result)
 
 
 @router.get("", response_model=list[models.EmailServer])
@@ -76,7 +91,7 @@ def list_servers(servers: EmailServersDep) -> Response:
     response_model=models.ConnectionTestResult,
     responses={200: {"content": {NDJSON: {}}}},
 )
-def test_connection(
+async def test_connection(
     spec: Spec,
     servers: EmailServersDep,
     accept: Annotated[str | None, Header()] = None,
@@ -86,10 +101,20 @@ def test_connection(
     With `Accept: application/x-ndjson` the answer streams one `{"stage": ...}` line as
     each stage ends, then one `{"result": ...}` line.
     """
+    network = servers.ctx.network
     if accept is None or NDJSON not in accept.lower():
-        return servers.test(spec)
-    run = servers.prepare_test(spec)  # refusals: 4xx, as above
-    return StreamingResponse(_ndjson_lines(run), media_type=NDJSON)
+        prepared = await run_in_threadpool(servers.prepare_test, spec)
+        return await network.run(prepared.slot, prepared.work)
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def progress(stage: models.Stage) -> None:  # called on the network pool's thread
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody reads the lines
+            loop.call_soon_threadsafe(lines.put_nowait, _line("stage", stage))
+
+    # Refusals: 4xx, before the first byte of the stream.
+    prepared = await run_in_threadpool(servers.prepare_test, spec, progress=progress)
+    return StreamingResponse(_ndjson_lines(network, prepared, lines), media_type=NDJSON)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=models.EmailServer)
@@ -133,8 +158,9 @@ def delete_server(
 
 
 @router.post("/{server_id}/send-test", response_model=models.SendTestResult)
-def send_test(
+async def send_test(
     server_id: str, body: SendTestRequest, servers: EmailServersDep
 ) -> models.SendTestResult:
     """Send a real test message through a stored server; recorded as a delivery."""
-    return servers.send_test(server_id, body.to)
+    prepared = await run_in_threadpool(servers.prepare_send_test, server_id, body.to)
+    return await servers.ctx.network.run(prepared.slot, prepared.work)

@@ -1,5 +1,10 @@
 """eLegere-style sign-in: POST /identityprovider/connect/token (password grant), and sign-out:
-POST /identityprovider/connect/revocation (RFC 7009 token revocation)."""
+POST /identityprovider/connect/revocation (RFC 7009 token revocation).
+
+The password is checked (a slow hash, on purpose) outside any store transaction: a read finds
+the account, and only a correct password opens a short write for the session token. Wrong
+passwords pause sign-in for the account and the client address (``sign_in_throttle``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
+from ...errors import RateLimited
 from ..deps import ContextDep, SessionDep
 from ..security import hash_token, new_id, new_token, verify_password
 from ..store.tables import ApiToken, User
@@ -18,7 +24,9 @@ from ..tokens import purge_expired, revoke_value
 router = APIRouter(tags=["sign-in"])
 
 
-def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
+def _oauth_error(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     # OAuth 2.0 clients read error/error_description; problem+json readers read the rest.
     return JSONResponse(
         {
@@ -31,12 +39,13 @@ def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
         },
         status_code=status,
         media_type="application/problem+json",
+        headers=headers,
     )
 
 
 @router.post("/identityprovider/connect/token")
 def token(
-    session: SessionDep,
+    request: Request,
     ctx: ContextDep,
     grant_type: Annotated[str, Form()] = "",
     username: Annotated[str, Form()] = "",
@@ -48,23 +57,43 @@ def token(
         return _oauth_error(
             400, "unsupported_grant_type", "Use grant_type=password with username and password."
         )
-    user = session.scalar(select(User).where(func.lower(User.email) == username.strip().lower()))
-    if not verify_password(password, user.password_hash if user else None) or user is None:
+    address = request.client.host if request.client else "unknown"
+    throttle = ctx.sign_in_throttle
+    try:
+        throttle.check(username, address)
+    except RateLimited as paused:
+        return _oauth_error(
+            429,
+            "too_many_attempts",
+            str(paused),
+            headers={"Retry-After": str(paused.retry_after)},
+        )
+    with ctx.read_sessions() as reading:
+        found = reading.execute(
+            select(User.id, User.password_hash).where(
+                func.lower(User.email) == username.strip().lower()
+            )
+        ).first()
+    user_id, stored_hash = found if found else (None, None)
+    if not verify_password(password, stored_hash) or user_id is None:
+        throttle.failed(username, address)
         return _oauth_error(400, "invalid_grant", "Wrong email or password.")
+    throttle.succeeded(username)
     raw = new_token()
     ttl = ctx.settings.session_ttl_s
-    session.add(
-        ApiToken(
-            id=new_id("tok"),
-            user_id=user.id,
-            token_hash=hash_token(raw),
-            kind="session",
-            expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+    with ctx.sessions() as session:
+        session.add(
+            ApiToken(
+                id=new_id("tok"),
+                user_id=user_id,
+                token_hash=hash_token(raw),
+                kind="session",
+                expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+            )
         )
-    )
-    # Sign-ins are where expired rows are made, so they are where they are swept.
-    purge_expired(session)
-    session.commit()
+        # Sign-ins are where expired rows are made, so they are where they are swept.
+        purge_expired(session)
+        session.commit()
     return JSONResponse(
         {"access_token": raw, "expires_in": ttl, "token_type": "Bearer", "scope": scope}
     )

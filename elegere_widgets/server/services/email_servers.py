@@ -1,7 +1,9 @@
 """Email servers of a workspace or an organization: what can be read, and the commands.
 
 Network work (connection tests, test sends) and certificate loading never run inside a store
-transaction: the transaction that read ends first, and a new one records the outcome.
+transaction: the transaction that read ends first, and a new one records the outcome. The
+network work itself is prepared here (every check that can refuse it, a place among the tests
+running at once) and run by the caller on the service's own pool (``ServiceContext.network``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import to_json
@@ -59,6 +61,7 @@ from ...models.servers import (
 from .. import audit_log
 from ..connections import run_connection_test, send_test_message
 from ..context import ServiceContext
+from ..network_work import Slot
 from ..receipts import Receipt, settings_digest
 from ..scope import Caller, Scope
 from ..secrets import SecretKeyError
@@ -76,10 +79,22 @@ Spec = SmtpServerSpec | GraphServerSpec
 AnySettings = SmtpSettings | GraphSettings
 SenderModel = type[CustomActionRow] | type[SchedulerJobRow]
 Progress = Callable[[Stage], None]
-TestRun = Callable[[Progress | None], ConnectionTestResult]
+T = TypeVar("T")
 
 # Shown with the settings, derived from the certificate; not a setting one can write.
 DERIVED_FIELDS = ("certificate_info",)
+
+
+@dataclass
+class Prepared(Generic[T]):
+    """Network work that passed every check and holds a place among the tests running at once.
+
+    Run it (``work``) on ``ServiceContext.network`` with ``slot``; the place is freed when it
+    ends. Nothing of the request's store session is used by it.
+    """
+
+    slot: Slot
+    work: Callable[[], T]
 
 
 def _now() -> datetime:
@@ -469,9 +484,9 @@ class EmailServerService:
             raise RuntimeError("this command needs a caller")
         return self.caller
 
-    def _audit(self, action: str, **kwargs: Any) -> None:
+    def _audit(self, action: str, *, session: Session | None = None, **kwargs: Any) -> None:
         if self.caller is not None:
-            audit_log.record(self.session, self.caller, self.scope, action, **kwargs)
+            audit_log.record(session or self.session, self.caller, self.scope, action, **kwargs)
 
     def _end_transaction(self) -> None:
         """End what the request has read so far (nothing was written): the slow step that
@@ -481,15 +496,22 @@ class EmailServerService:
 
     # ---------------------------------------------------------------- test
 
-    def test(self, spec: Spec, *, progress: Progress | None = None) -> ConnectionTestResult:
-        """Check, run and record a connection test; ``progress`` gets each stage as it ends."""
-        return self.prepare_test(spec)(progress)
+    def _count_attempt(self) -> None:
+        """Every attempt counts, before anything can refuse or fail it."""
+        self.ctx.test_limiter.hit(self._actor.id, "connection tests and test messages")
 
-    def prepare_test(self, spec: Spec) -> TestRun:
-        """Every check that can refuse the test, now; the test itself (and its record) later.
+    def _take_slot(self) -> Slot:
+        return self.ctx.network.take(self.scope.own_key, self.scope.label)
+
+    def prepare_test(
+        self, spec: Spec, *, progress: Progress | None = None
+    ) -> Prepared[ConnectionTestResult]:
+        """Every check that can refuse the test, now; the test itself (and its record) is the
+        work, which reports each stage to ``progress`` as the stage ends.
 
         A streamed answer calls this before its first byte, so refusals stay plain 4xx answers.
         """
+        self._count_attempt()
         values = _wire(spec.settings)
         record_on: str | None = None
         if spec.server_id:
@@ -511,11 +533,11 @@ class EmailServerService:
         else:
             settings = _validate(spec.type, values)
         _require_certificate(settings)
-        self.ctx.test_limiter.hit(self._actor.id, "connection tests and test messages")
         server_id = spec.server_id
-        self.session.rollback()  # end the read transaction before any network I/O
-        return lambda progress: self._run_and_record(
-            spec.type, settings, server_id, record_on, progress
+        self._end_transaction()  # before any network I/O
+        slot = self._take_slot()
+        return Prepared(
+            slot, lambda: self._run_and_record(spec.type, settings, server_id, record_on, progress)
         )
 
     def _run_and_record(
@@ -537,20 +559,23 @@ class EmailServerService:
         summary = (
             "passed" if result.ok else f"failed at {failed.name}: {failed.detail}" if failed else ""
         )
-        if record_on is not None:
-            self.session.execute(
-                update(EmailServerRow)
-                .where(EmailServerRow.id == record_on)
-                .values(last_test=test_record(result.ok, result.elapsed_ms, summary))
-                .execution_options(synchronize_session=False)
+        # A session of its own: the request's may be closing in another thread by now.
+        with self.ctx.sessions() as session:
+            if record_on is not None:
+                session.execute(
+                    update(EmailServerRow)
+                    .where(EmailServerRow.id == record_on)
+                    .values(last_test=test_record(result.ok, result.elapsed_ms, summary))
+                    .execution_options(synchronize_session=False)
+                )
+            self._audit(
+                "test",
+                server_id=server_id,
+                result="ok" if result.ok else "failed",
+                detail=f"{server_type} test {summary}",
+                session=session,
             )
-        self._audit(
-            "test",
-            server_id=server_id,
-            result="ok" if result.ok else "failed",
-            detail=f"{server_type} test {summary}",
-        )
-        self.session.commit()
+            session.commit()
         return result
 
     # ---------------------------------------------------------------- create
@@ -771,17 +796,23 @@ class EmailServerService:
 
     # ---------------------------------------------------------------- send a test message
 
-    def send_test(self, server_id: str, to: str) -> SendTestResult:
-        """Send a real test message through a stored server; recorded as a delivery."""
+    def prepare_send_test(self, server_id: str, to: str) -> Prepared[SendTestResult]:
+        """Every check that can refuse sending a real test message through a stored server;
+        the sending (and its record as a delivery) is the work."""
+        self._count_attempt()
         row = self.queries.own_row(server_id)
         stored = {**_stored_public(row), **_stored_secrets(self.ctx, row, {})}
         settings = _validate(row.type, stored)
-        name, server_type = row.name, row.type
-        self.ctx.test_limiter.hit(self._actor.id, "connection tests and test messages")
-        self.session.rollback()  # no transaction is held while the message is sent
+        name = row.name
+        self._end_transaction()  # no transaction is held while the message is sent
+        slot = self._take_slot()
+        return Prepared(slot, lambda: self._send_and_record(settings, server_id, name, to))
 
+    def _send_and_record(
+        self, settings: AnySettings, server_id: str, name: str, to: str
+    ) -> SendTestResult:
         outcome = send_test_message(self.ctx, settings, name=name, to=to)
-        sent = "accepted" if server_type == "microsoft_graph" else "sent"
+        sent = "accepted" if isinstance(settings, GraphSettings) else "sent"
         delivery = DeliveryRow(
             id=new_id("dlv"),
             workspace_id=self.scope.workspace_id,
@@ -793,12 +824,14 @@ class EmailServerService:
             error=None if outcome.ok else outcome.detail,
             created_at=_now(),
         )
-        self.session.add(delivery)
-        self._audit(
-            "send_test",
-            server_id=server_id,
-            result="ok" if outcome.ok else "failed",
-            detail=outcome.detail,
-        )
-        self.session.commit()
+        with self.ctx.sessions() as session:
+            session.add(delivery)
+            self._audit(
+                "send_test",
+                server_id=server_id,
+                result="ok" if outcome.ok else "failed",
+                detail=outcome.detail,
+                session=session,
+            )
+            session.commit()
         return SendTestResult(ok=outcome.ok, detail=outcome.detail, delivery_id=delivery.id)
