@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.router.on_shutdown.append(ctx.network.shutdown)  # running tests end on their own
     problems.install(app)
     app.include_router(sign_in.router)
     app.include_router(people.router, prefix=API_PREFIX)
