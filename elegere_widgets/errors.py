@@ -13,7 +13,8 @@
         ├── MethodNotAllowed          405  the endpoint does not take that HTTP method
         ├── Conflict                  409
         │   ├── NameTaken             409  another server the workspace can see has this name
-        │   └── ServerInUse           409  custom actions or scheduler jobs send through it (.usages)
+        │   ├── ServerInUse           409  custom actions or scheduler jobs send through it (.usages)
+        │   └── IdempotencyKeyReused  409  a message's idempotency key was used for another message
         ├── StaleVersion              412  someone else saved first: reload, then change again
         ├── PayloadTooLarge           413
         ├── InvalidSettings           422  field errors (.field_errors), also raised locally
@@ -43,6 +44,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "ElegereError",
+    "IdempotencyKeyReused",
     "InternalError",
     "InvalidSettings",
     "MethodNotAllowed",
@@ -176,6 +178,12 @@ class ServerInUse(Conflict):
     @classmethod
     def _from_problem(cls, problem: Problem) -> ServiceError:
         return cls(problem.detail or problem.title, usages=problem.usages, problem=problem)
+
+
+class IdempotencyKeyReused(Conflict):
+    """The idempotency key was used for another message in this workspace."""
+
+    slug, title = "idempotency-key-reused", "Idempotency key used for another message"
 
 
 class StaleVersion(ServiceError):

@@ -2,6 +2,16 @@
 
 from .audit import AuditEvent
 from .connection import ConnectionTestResult, LastTest, ServerType, Stage
+from .messages import (
+    AcceptedBatch,
+    Attempt,
+    Message,
+    MessageAccepted,
+    MessageBatch,
+    MessageIn,
+    MessageSender,
+    MessageSummary,
+)
 from .problems import FieldError, Problem
 from .servers import (
     FIELD_LABELS,
@@ -36,6 +46,8 @@ __all__ = [
     "SECRET_FIELDS",
     "SETTINGS_BY_TYPE",
     "TYPE_LABELS",
+    "AcceptedBatch",
+    "Attempt",
     "AuditEvent",
     "CertificateInfo",
     "ConnectionTestResult",
@@ -50,6 +62,12 @@ __all__ = [
     "GraphSettingsView",
     "LastTest",
     "Me",
+    "Message",
+    "MessageAccepted",
+    "MessageBatch",
+    "MessageIn",
+    "MessageSender",
+    "MessageSummary",
     "Page",
     "Problem",
     "RoleGrant",

@@ -8,7 +8,7 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 UsageKind = Literal["custom_action", "scheduler_job"]
-DeliveryStatus = Literal["sent", "accepted", "failed", "bounced"]
+DeliveryStatus = Literal["sent", "accepted", "deferred", "failed", "bounced"]
 
 T = TypeVar("T")
 
@@ -61,8 +61,12 @@ class Delivery(BaseModel):
     )
     recipients: list[str]
     status: DeliveryStatus
-    error: str | None = None
+    error: str | None = Field(None, description="What went wrong, or the server's reply.")
     created_at: datetime
+    message_id: str | None = Field(None, description="The message this attempt delivered.")
+    stage: str | None = Field(None, description="Where the attempt ended (data when sent).")
+    reply_code: int | None = None
+    history: bool = Field(False, description="Invented by the demo seed, not real traffic.")
 
 
 class Page(BaseModel, Generic[T]):

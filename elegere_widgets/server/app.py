@@ -9,7 +9,7 @@ from .config import Settings
 from .context import ServiceContext
 from .deps import enter_organization, enter_workspace
 from .limits import BodySizeLimit
-from .routes import catalog, email_servers, exports, people, sign_in
+from .routes import catalog, email_servers, exports, messages, people, senders, sign_in
 
 API_PREFIX = "/api/v1"
 
@@ -48,12 +48,22 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         tags=["organization"],
         dependencies=[Depends(enter_organization)],
     )
-    for router in (catalog.router, exports.router):
+    for router in (
+        catalog.router,
+        exports.router,
+        messages.router,
+        senders.router,
+        senders.organization_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        messages_bytes=settings.max_messages_body_bytes,
+    )
     return app

@@ -108,6 +108,15 @@ class Settings(BaseSettings):
     smtp_idle_s: float = Field(
         30.0, gt=0, description="An SMTP connection unused this long is closed."
     )
+    max_messages_body_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Body limit of POST .../messages (a batch)."
+    )
+    max_message_bytes: int = Field(
+        5 * 1024 * 1024, gt=0, description="Subject plus bodies of one message, in bytes."
+    )
+    message_retention_days: float = Field(
+        7, ge=0, description="Days a final message keeps its body before it is purged."
+    )
 
     @field_validator("egress_allow", "egress_deny", "egress_allow_ports", mode="before")
     @classmethod

@@ -23,8 +23,10 @@ from .scope import ADMIN_GRANTORS, SERVER_MANAGERS, Caller, Scope
 from .security import hash_token
 from .services.catalog import CatalogQueries
 from .services.email_servers import EmailServerService
+from .services.messages import MessageService
 from .services.people import PeopleService, find_workspace
-from .store.tables import ApiToken, Organization, RoleGrant, User
+from .services.senders import OrganizationMailService, SenderService
+from .store.tables import ApiToken, Organization, RoleGrant, User, WorkspaceRow
 
 __all__ = [
     "ADMIN_GRANTORS",
@@ -34,9 +36,12 @@ __all__ = [
     "CatalogDep",
     "ContextDep",
     "EmailServersDep",
+    "MessagesDep",
+    "OrganizationMailDep",
     "OrganizationScope",
     "PeopleDep",
     "Scope",
+    "SendersDep",
     "SessionDep",
     "WorkspaceScope",
 ]
@@ -49,6 +54,9 @@ def get_context(request: Request) -> ServiceContext:
 
 ContextDep = Annotated[ServiceContext, Depends(get_context)]
 
+
+#: ``ApiToken.kind`` of a token that may only send and read one workspace's messages.
+SENDER_TOKEN = "sender"
 
 #: Methods whose handlers only read the store.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -63,7 +71,8 @@ def get_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_caller(request: Request, session: SessionDep) -> Caller:
+def _identify(request: Request, session: SessionDep) -> Caller:
+    """Whoever the bearer token is: a user with its roles, or a sender token."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -72,22 +81,43 @@ def get_caller(request: Request, session: SessionDep) -> Caller:
         )
     # The token and its user in one statement: every request pays for finding its caller.
     found = session.execute(
-        select(ApiToken.expires_at, User)
+        select(ApiToken.expires_at, ApiToken.kind, ApiToken.workspace_id, User)
         .outerjoin(User, User.id == ApiToken.user_id)
         .where(ApiToken.token_hash == hash_token(token.strip()))
     ).first()
     if found is None:
         raise AuthenticationRequired("This token is not valid; sign in again or create a new one.")
-    expires_at, user = found
+    expires_at, kind, token_workspace, user = found
     if expires_at is not None and expires_at <= datetime.now(UTC):
         raise AuthenticationRequired("Your sign-in has expired; sign in again.")
     if user is None:
         raise AuthenticationRequired("This token's user no longer exists; sign in again.")
+    if kind == SENDER_TOKEN:
+        # Only what the token was made for: none of its user's roles come with it.
+        return Caller(user=user, grants=[], sender_workspace_id=token_workspace or "")
     grants = list(session.scalars(select(RoleGrant).where(RoleGrant.user_id == user.id)))
     return Caller(user=user, grants=grants)
 
 
+def get_caller(caller: Annotated[Caller, Depends(_identify)]) -> Caller:
+    """The caller of every route but the messages': a sender token is refused here, so a
+    new route cannot forget to refuse it (only ``get_sender_or_caller`` lets one in)."""
+    if caller.sender_workspace_id is not None:
+        raise PermissionDenied(
+            "This is a sender token: it may only send and read its workspace's messages "
+            "(POST/GET /workspaces/{ws}/messages). Use a user's token or sign in for anything "
+            "else."
+        )
+    return caller
+
+
+def get_sender_or_caller(caller: Annotated[Caller, Depends(_identify)]) -> Caller:
+    """The caller of the messages' routes, where a sender token is allowed."""
+    return caller
+
+
 CallerDep = Annotated[Caller, Depends(get_caller)]
+SenderOrCallerDep = Annotated[Caller, Depends(get_sender_or_caller)]
 
 
 def workspace_scope(ws: str, caller: CallerDep, session: SessionDep) -> Scope:
@@ -162,6 +192,44 @@ def catalog(session: SessionDep, scope: WorkspaceScope) -> CatalogQueries:
 
 
 CatalogDep = Annotated[CatalogQueries, Depends(catalog)]
+
+
+def senders(session: SessionDep, scope: WorkspaceScope) -> SenderService:
+    return SenderService(session, scope)
+
+
+SendersDep = Annotated[SenderService, Depends(senders)]
+
+
+def organization_mail(session: SessionDep, scope: OrganizationScope) -> OrganizationMailService:
+    return OrganizationMailService(session, scope)
+
+
+OrganizationMailDep = Annotated[OrganizationMailService, Depends(organization_mail)]
+
+
+def messages(
+    ws: str, ctx: ContextDep, session: SessionDep, caller: SenderOrCallerDep
+) -> MessageService:
+    if caller.sender_workspace_id is not None:
+        row = session.get(WorkspaceRow, ws)
+        if ws != caller.sender_workspace_id or row is None:
+            raise PermissionDenied(
+                "This sender token may only send and read the messages of its own workspace "
+                f"('{caller.sender_workspace_id}'); make a sender token for '{ws}' to send there."
+            )
+    else:
+        row = find_workspace(session, caller, ws)
+        if not caller.is_workspace_admin(row.id):
+            raise PermissionDenied(
+                f"You need the Workspace Admin right on '{row.name}', or a sender token of it, "
+                "to send or read its messages."
+            )
+    scope = Scope(organization_id=row.organization_id, workspace_id=row.id, label=row.name)
+    return MessageService(ctx, session, scope)
+
+
+MessagesDep = Annotated[MessageService, Depends(messages)]
 
 
 def expected_version(if_match: str | None) -> int:

@@ -29,25 +29,32 @@ class _TooLarge(Exception):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, messages_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Submitted messages (a batch of up to 500) are bigger than any settings document.
+        self.messages_bytes = messages_bytes or max_bytes
 
-    def _error(self) -> Response:
-        mib = self.max_bytes / (1024 * 1024)
+    def _limit(self, scope: Scope) -> int:
+        if scope.get("method") == "POST" and str(scope.get("path", "")).endswith("/messages"):
+            return self.messages_bytes
+        return self.max_bytes
+
+    def _error(self, limit: int) -> Response:
+        mib = limit / (1024 * 1024)
         response = problem_response(
             PayloadTooLarge(
                 f"The request body is over the {mib:g} MiB limit; send a smaller certificate "
-                "or fewer data."
+                "or fewer data (messages: fewer per batch)."
             )
         )
         # The rest of the body is never read: the connection cannot carry another request.
         response.headers["Connection"] = "close"
         return response
 
-    async def _refuse(self, receive: Receive, send: Send) -> None:
+    async def _refuse(self, receive: Receive, send: Send, limit: int) -> None:
         """The whole 413 at once; the response ends only after the linger."""
-        response = self._error()
+        response = self._error(limit)
         await send(
             {
                 "type": "http.response.start",
@@ -63,10 +70,11 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(receive, send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._refuse(receive, send, limit)
             return
         received = 0
         started = False
@@ -77,12 +85,12 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     if not started and not rejected:
                         # Answer now, from here: the framework reading the body turns any
                         # exception into its own 400, which would hide the 413.
                         rejected = True
-                        await self._refuse(receive, send)
+                        await self._refuse(receive, send, limit)
                     raise _TooLarge
             return message
 
@@ -98,7 +106,7 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started and not rejected:
-                await self._refuse(receive, send)
+                await self._refuse(receive, send, limit)
 
 
 async def _drain(receive: Receive, seconds: float) -> None:

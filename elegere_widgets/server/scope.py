@@ -15,10 +15,15 @@ ADMIN_GRANTORS = frozenset({"admin_delegate", "users_workspaces_delegate"})
 
 @dataclass
 class Caller:
-    """The signed-in user and every role it holds."""
+    """The signed-in user and every role it holds.
+
+    A sender token's caller holds no role: ``sender_workspace_id`` is the one workspace whose
+    messages it may send and read, and nothing else (``deps.get_caller`` refuses it).
+    """
 
     user: User
     grants: list[RoleGrant]
+    sender_workspace_id: str | None = None
 
     @property
     def id(self) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import EmailServer, SmtpSettings
@@ -132,6 +132,10 @@ def seed_demo(ctx: ServiceContext, *, deliveries: int = 300, now: datetime | Non
                 ),
             ]
         )
+        # Notifications of both workspaces go out through the organization's relay.
+        organization = session.get(Organization, ORG_ID)
+        if organization is not None:
+            organization.default_server_id = relay.id
         session.add_all(
             _deliveries(
                 deliveries, now, [(SALES_ID, mailer), (SALES_ID, relay), (SUPPORT_ID, relay)]
@@ -184,9 +188,55 @@ def _deliveries(n: int, now: datetime, routes: list[tuple[str, EmailServer]]) ->
                 status="failed" if failed else "sent",
                 error="450 4.2.1 Mailbox temporarily unavailable" if failed else None,
                 created_at=now - timedelta(seconds=rng.randint(60, 30 * 24 * 3600)),
+                history=True,
             )
         )
     return out
+
+
+def create_sender_token(ctx: ServiceContext, workspace: str, email: str | None = None) -> str:
+    """A token that may only send and read one workspace's messages (by its name or id).
+
+    It belongs to ``email``'s user, by default the workspace's first Workspace Admin: the
+    store keeps who a token was made for, although none of that user's roles come with it.
+    """
+    with ctx.sessions() as session:
+        ws = session.scalar(
+            select(WorkspaceRow).where(
+                (WorkspaceRow.id == workspace)
+                | (func.lower(WorkspaceRow.name) == workspace.lower())
+            )
+        )
+        if ws is None:
+            raise LookupError(f"There is no workspace named {workspace!r}.")
+        if email:
+            user = session.scalar(select(User).where(User.email == email.strip().lower()))
+        else:
+            user = session.scalar(
+                select(User)
+                .join(RoleGrant, RoleGrant.user_id == User.id)
+                .where(RoleGrant.role == "workspace_admin", RoleGrant.workspace_id == ws.id)
+                .order_by(RoleGrant.id)
+                .limit(1)
+            )
+        if user is None:
+            raise LookupError(
+                f"There is no user {email!r}."
+                if email
+                else f"'{ws.name}' has no Workspace Admin to own the token; pass --user EMAIL."
+            )
+        raw = new_token()
+        session.add(
+            ApiToken(
+                id=new_id("tok"),
+                user_id=user.id,
+                token_hash=hash_token(raw),
+                kind="sender",
+                workspace_id=ws.id,
+            )
+        )
+        session.commit()
+    return raw
 
 
 def create_token(ctx: ServiceContext, email: str) -> str:

@@ -13,7 +13,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy import update
 
 from elegere_widgets.server.security import hash_password, new_id
-from elegere_widgets.server.seed import ORG_ID, create_token
+from elegere_widgets.server.seed import ORG_ID, create_sender_token, create_token
+from tests.conftest import ADMIN
 from elegere_widgets.server.store.tables import ApiToken, RoleGrant, User
 from tests.fixtures.service import RunningService
 
@@ -22,6 +23,7 @@ WORKSPACE = "workspace admin of the workspace"
 ORGANIZATION = "admin or IT delegate"
 GRANT = "workspace admin, admin or users & workspaces delegate"
 SIGNED_IN = "anyone signed in"
+MESSAGES = "workspace admin of the workspace, or a sender token of it"
 
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/me"): SIGNED_IN,
@@ -33,6 +35,19 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/workspaces/{ws}/deliveries"): WORKSPACE,
     ("GET", "/api/v1/workspaces/{ws}/deliveries.csv"): WORKSPACE,
     ("GET", "/api/v1/workspaces/{ws}/audit-events"): WORKSPACE,
+    ("POST", "/api/v1/workspaces/{ws}/messages"): MESSAGES,
+    ("GET", "/api/v1/workspaces/{ws}/messages"): MESSAGES,
+    ("GET", "/api/v1/workspaces/{ws}/messages/{message_id}"): MESSAGES,
+    ("POST", "/api/v1/workspaces/{ws}/custom-actions"): WORKSPACE,
+    ("PATCH", "/api/v1/workspaces/{ws}/custom-actions/{action_id}"): WORKSPACE,
+    ("DELETE", "/api/v1/workspaces/{ws}/custom-actions/{action_id}"): WORKSPACE,
+    ("POST", "/api/v1/workspaces/{ws}/scheduler-jobs"): WORKSPACE,
+    ("PATCH", "/api/v1/workspaces/{ws}/scheduler-jobs/{job_id}"): WORKSPACE,
+    ("DELETE", "/api/v1/workspaces/{ws}/scheduler-jobs/{job_id}"): WORKSPACE,
+    ("GET", "/api/v1/workspaces/{ws}/mail-settings"): WORKSPACE,
+    ("PATCH", "/api/v1/workspaces/{ws}/mail-settings"): WORKSPACE,
+    ("GET", "/api/v1/organizations/{org}/mail-settings"): ORGANIZATION,
+    ("PATCH", "/api/v1/organizations/{org}/mail-settings"): ORGANIZATION,
 }
 for prefix, access in (
     ("/api/v1/workspaces/{ws}/email-servers", WORKSPACE),
@@ -63,7 +78,10 @@ CALLERS: dict[str, set[str] | None] = {
     "it delegate": {SIGNED_IN, ORGANIZATION},
     "users & workspaces delegate": {SIGNED_IN, GRANT},
     "admin delegate": {SIGNED_IN, ORGANIZATION, GRANT},
-    "workspace admin": {SIGNED_IN, WORKSPACE, GRANT},
+    "workspace admin": {SIGNED_IN, WORKSPACE, GRANT, MESSAGES},
+    # A sender token of the workspace: its messages, nothing else (not even /me).
+    "sender token": {MESSAGES},
+    "sender token of another workspace": set(),
 }
 
 PATH_VALUES = {
@@ -71,6 +89,9 @@ PATH_VALUES = {
     "org": ORG_ID,
     "server_id": "srv_nope",  # allowed callers get 404, so nothing is changed by this test
     "user": "nobody@acme.example",
+    "message_id": "msg_nope",
+    "action_id": "ca_nope",
+    "job_id": "job_nope",
 }
 
 
@@ -136,6 +157,8 @@ def _tokens(service: RunningService) -> dict[str, str | None]:
         ),
         "admin delegate": service.tokens["delegate@acme.example"],
         "workspace admin": service.tokens["admin@acme.example"],
+        "sender token": create_sender_token(service.ctx, "ws_sales"),
+        "sender token of another workspace": create_sender_token(service.ctx, "Support", ADMIN),
     }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,29 +9,10 @@ from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.orm import Session
 
 from ... import models
-from ...errors import InvalidSettings
-from ...models import FieldError
 from ..scope import Scope
 from ..store.tables import AuditEvent as AuditEventRow
 from ..store.tables import CustomActionRow, DeliveryRow, SchedulerJobRow
-
-_BAD_CURSOR = "Pass back the next_cursor of the last page."
-
-
-def _bad_cursor() -> InvalidSettings:
-    return InvalidSettings(field_errors=[FieldError(field="cursor", message=_BAD_CURSOR)])
-
-
-def _encode_cursor(row: DeliveryRow) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        at, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), ident
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise _bad_cursor() from None
+from .paging import bad_cursor, decode_cursor, encode_cursor, zoned
 
 
 def deliveries_filter(
@@ -44,13 +23,8 @@ def deliveries_filter(
     ``since`` is inclusive, ``until`` exclusive. A time without a zone is refused (422 on that
     field): the store compares instants, and whose local time it meant cannot be guessed.
     """
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidSettings(
-                field_errors=[
-                    FieldError(field=name, message="Give a time zone, e.g. 2026-11-01T00:00:00Z.")
-                ]
-            )
+    zoned("since", since)
+    zoned("until", until)
     clauses: list[ColumnElement[bool]] = [DeliveryRow.workspace_id == scope.workspace_id]
     if server_id:
         clauses.append(DeliveryRow.email_server_id == server_id)
@@ -96,7 +70,7 @@ class CatalogQueries:
         """Deliveries through the workspace's servers, oldest first, paginated by cursor."""
         query = select(DeliveryRow).where(*deliveries_filter(self.scope, server_id, since, until))
         if cursor:
-            at, ident = _decode_cursor(cursor)
+            at, ident = decode_cursor(cursor)
             # A row value, as in the CSV export: SQLite seeks the index only for this form.
             query = query.where(tuple_(DeliveryRow.created_at, DeliveryRow.id) > (at, ident))
         rows = list(
@@ -108,7 +82,7 @@ class CatalogQueries:
         rows = rows[:limit]
         return models.Page[models.Delivery](
             items=[models.Delivery.model_validate(r, from_attributes=True) for r in rows],
-            next_cursor=_encode_cursor(rows[-1]) if more else None,
+            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
         )
 
     def audit_events(self, *, cursor: str | None, limit: int) -> models.Page[models.AuditEvent]:
@@ -116,7 +90,7 @@ class CatalogQueries:
         query = select(AuditEventRow).where(AuditEventRow.workspace_id == self.scope.workspace_id)
         if cursor:
             if not cursor.isdigit():
-                raise _bad_cursor()
+                raise bad_cursor()
             query = query.where(AuditEventRow.id < int(cursor))
         rows = list(self.session.scalars(query.order_by(AuditEventRow.id.desc()).limit(limit + 1)))
         more = len(rows) > limit

@@ -1,0 +1,183 @@
+"""Custom actions, scheduler jobs and the servers of notifications: what sends mail.
+
+A sender names a server its workspace can use: one of its own, or one inherited from the
+organization; a server of another workspace is refused on the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from ...errors import InvalidSettings, NameTaken, NotFound
+from ...models import CustomAction, FieldError, SchedulerJob
+from ...models.senders import (
+    OrganizationMailSettings,
+    SenderIn,
+    SenderPatch,
+    WorkspaceMailSettings,
+)
+from ..scope import Scope
+from ..security import new_id
+from ..store.tables import (
+    CustomActionRow,
+    EmailServerRow,
+    Organization,
+    SchedulerJobRow,
+    WorkspaceRow,
+)
+
+SenderRow = CustomActionRow | SchedulerJobRow
+KINDS: dict[str, tuple[type[CustomActionRow] | type[SchedulerJobRow], str, str]] = {
+    "custom_action": (CustomActionRow, "custom action", "ca"),
+    "scheduler_job": (SchedulerJobRow, "scheduler job", "job"),
+}
+
+
+def _refuse(field: str, message: str) -> InvalidSettings:
+    return InvalidSettings(field_errors=[FieldError(field=field, message=message)])
+
+
+def usable_server(session: Session, scope: Scope, server_id: str, field: str) -> EmailServerRow:
+    """A server the scope may send through: for a workspace its own or an inherited one,
+    for an organization one of its own servers; else 422 on ``field``."""
+    own = EmailServerRow.workspace_id == scope.workspace_id
+    inherited = EmailServerRow.workspace_id.is_(None)
+    row = session.scalar(
+        select(EmailServerRow).where(
+            EmailServerRow.id == server_id,
+            EmailServerRow.organization_id == scope.organization_id,
+            or_(own, inherited) if scope.workspace_id else inherited,
+        )
+    )
+    if row is None:
+        raise _refuse(
+            field,
+            f"'{server_id}' is not a server {scope.label} can use; choose one of its own "
+            "servers or one inherited from the Organization."
+            if scope.workspace_id
+            else f"'{server_id}' is not one of the Organization's servers; choose one of them.",
+        )
+    return row
+
+
+def _model(kind: str, row: SenderRow) -> CustomAction | SchedulerJob:
+    model = CustomAction if kind == "custom_action" else SchedulerJob
+    return model.model_validate(row, from_attributes=True)
+
+
+@dataclass
+class SenderService:
+    """A workspace's custom actions and scheduler jobs, and its notifications server."""
+
+    session: Session
+    scope: Scope
+
+    def create(self, kind: str, body: SenderIn) -> CustomAction | SchedulerJob:
+        model, _, prefix = KINDS[kind]
+        self._check_name_free(kind, body.name)
+        server = usable_server(self.session, self.scope, body.email_server_id, "email_server_id")
+        row = model(
+            id=new_id(prefix),
+            workspace_id=self.scope.workspace_id,
+            name=body.name,
+            email_server_id=server.id,
+        )
+        self.session.add(row)
+        self.session.commit()
+        return _model(kind, row)
+
+    def update(self, kind: str, ident: str, patch: SenderPatch) -> CustomAction | SchedulerJob:
+        row = self._row(kind, ident)
+        if patch.name is not None and patch.name != row.name:
+            self._check_name_free(kind, patch.name, exclude_id=row.id)
+            row.name = patch.name
+        if patch.email_server_id is not None:
+            server = usable_server(
+                self.session, self.scope, patch.email_server_id, "email_server_id"
+            )
+            row.email_server_id = server.id
+        self.session.commit()
+        return _model(kind, row)
+
+    def delete(self, kind: str, ident: str) -> None:
+        self.session.delete(self._row(kind, ident))
+        self.session.commit()
+
+    def _row(self, kind: str, ident: str) -> SenderRow:
+        model, what, _ = KINDS[kind]
+        row: SenderRow | None = self.session.scalar(  # type: ignore[assignment]
+            select(model).where(model.id == ident, model.workspace_id == self.scope.workspace_id)
+        )
+        if row is None:
+            raise NotFound(f"There is no {what} '{ident}' in {self.scope.label}.")
+        return row
+
+    def _check_name_free(self, kind: str, name: str, *, exclude_id: str | None = None) -> None:
+        model, what, _ = KINDS[kind]
+        query = select(model.id).where(
+            model.workspace_id == self.scope.workspace_id,
+            func.lower(model.name) == name.lower(),
+        )
+        if exclude_id:
+            query = query.where(model.id != exclude_id)
+        if self.session.scalar(query.limit(1)) is not None:
+            raise NameTaken(
+                f"{self.scope.label} already has a {what} named '{name}'; choose another name."
+            )
+
+    # ---------------------------------------------------------------- notifications
+
+    def _workspace(self) -> WorkspaceRow:
+        row = self.session.get(WorkspaceRow, self.scope.workspace_id)
+        if row is None:  # the scope was built from this row in this request
+            raise NotFound(f"There is no workspace '{self.scope.workspace_id}'.")
+        return row
+
+    def mail_settings(self) -> WorkspaceMailSettings:
+        return WorkspaceMailSettings(
+            notifications_server_id=self._workspace().notifications_server_id
+        )
+
+    def set_mail_settings(self, body: WorkspaceMailSettings) -> WorkspaceMailSettings:
+        row = self._workspace()
+        if "notifications_server_id" not in body.model_fields_set:
+            return self.mail_settings()  # PATCH {}: nothing to change
+        server_id = body.notifications_server_id
+        if server_id is not None:
+            server_id = usable_server(
+                self.session, self.scope, server_id, "notifications_server_id"
+            ).id
+        row.notifications_server_id = server_id
+        self.session.commit()
+        return WorkspaceMailSettings(notifications_server_id=server_id)
+
+
+@dataclass
+class OrganizationMailService:
+    """The organization's default server, for its Admin and IT Delegates."""
+
+    session: Session
+    scope: Scope
+
+    def _organization(self) -> Organization:
+        row = self.session.get(Organization, self.scope.organization_id)
+        if row is None:
+            raise NotFound(f"There is no organization '{self.scope.organization_id}'.")
+        return row
+
+    def mail_settings(self) -> OrganizationMailSettings:
+        return OrganizationMailSettings(default_server_id=self._organization().default_server_id)
+
+    def set_mail_settings(self, body: OrganizationMailSettings) -> OrganizationMailSettings:
+        row = self._organization()
+        if "default_server_id" not in body.model_fields_set:
+            return self.mail_settings()  # PATCH {}: nothing to change
+        server_id = body.default_server_id
+        if server_id is not None:
+            server_id = usable_server(self.session, self.scope, server_id, "default_server_id").id
+        row.default_server_id = server_id
+        self.session.commit()
+        return OrganizationMailSettings(default_server_id=server_id)
