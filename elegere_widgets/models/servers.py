@@ -392,6 +392,12 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _refuse_bool_pace(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("Max per minute must be a whole number, not true or false.")
+    return value
+
+
 class EmailServerPatch(BaseModel):
     """A partial update: omitted fields, and omitted secrets, stay as they are."""
 
@@ -401,6 +407,22 @@ class EmailServerPatch(BaseModel):
 
     name: Name | None = None
     settings: dict[str, Any] = Field(default_factory=dict, repr=False)
+    #: Given (also as null, to clear) or omitted (unchanged): see ``model_fields_set``.
+    fallback_server_id: str | None = Field(
+        None, description="Where messages go after this server's second failed attempt."
+    )
+    max_per_minute: Annotated[int | None, BeforeValidator(_refuse_bool_pace)] = Field(
+        None, description="At most this many messages a minute (null: no pace)."
+    )
+
+    @field_validator("max_per_minute")
+    @classmethod
+    def _positive_pace(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 100_000:
+            raise ValueError(
+                "Max per minute must be a whole number from 1 to 100000, or null for no pace."
+            )
+        return value
 
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -408,6 +430,9 @@ class EmailServerPatch(BaseModel):
             body["name"] = self.name
         if self.settings:
             body["settings"] = settings_to_wire(self.settings)
+        for routing in ("fallback_server_id", "max_per_minute"):
+            if routing in self.model_fields_set:
+                body[routing] = getattr(self, routing)
         return body
 
 
@@ -483,6 +508,10 @@ class EmailServer(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_test: LastTest | None = None
+    fallback_server_id: str | None = Field(
+        None, description="Where messages go after this server's second failed attempt."
+    )
+    max_per_minute: int | None = Field(None, description="A pace; null: none.")
 
     @model_validator(mode="after")
     def _settings_of_its_type(self) -> EmailServer:

@@ -7,7 +7,9 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-UsageKind = Literal["custom_action", "scheduler_job"]
+#: What sends through a server: a custom action, a scheduler job, a workspace's
+#: notifications, the organization's default server, or another server's fallback.
+UsageKind = Literal["custom_action", "scheduler_job", "notifications", "default_server", "fallback"]
 DeliveryStatus = Literal["sent", "accepted", "deferred", "failed", "bounced"]
 
 T = TypeVar("T")
@@ -25,7 +27,8 @@ class UsageCounts(BaseModel):
 
 
 class Usage(BaseModel):
-    """One custom action or scheduler job that sends through a server."""
+    """One custom action, scheduler job, workspace (its notifications), organization (its
+    default server) or server (its fallback) that sends through a server."""
 
     kind: UsageKind
     id: str

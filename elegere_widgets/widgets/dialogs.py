@@ -15,7 +15,13 @@ from ..models import EmailServer, Usage
 from .common import StatusLine, button, close_tree, css, esc, handles_errors, set_visible
 from .palette import var
 
-KIND_LABELS = {"custom_action": "Custom action", "scheduler_job": "Scheduler job"}
+KIND_LABELS = {
+    "custom_action": "Custom action",
+    "scheduler_job": "Scheduler job",
+    "notifications": "Notifications of workspace",
+    "default_server": "Default server of organization",
+    "fallback": "Fallback of server",
+}
 CHOOSE = "Choose a replacement…"
 # The placeholder's value: a Dropdown whose value is None shows an empty box in the browser.
 NOT_CHOSEN = ""

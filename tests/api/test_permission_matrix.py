@@ -14,8 +14,8 @@ from sqlalchemy import update
 
 from elegere_widgets.server.security import hash_password, new_id
 from elegere_widgets.server.seed import ORG_ID, create_sender_token, create_token
-from tests.conftest import ADMIN
 from elegere_widgets.server.store.tables import ApiToken, RoleGrant, User
+from tests.conftest import ADMIN
 from tests.fixtures.service import RunningService
 
 # Who may call what: the access classes of API.md.

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import to_json
-from sqlalchemy import Row, Subquery, and_, delete, func, or_, select, update
+from sqlalchemy import Row, Subquery, and_, delete, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -70,10 +70,14 @@ from ..store.tables import (
     CustomActionRow,
     DeliveryRow,
     EmailServerRow,
+    Organization,
     SchedulerJobRow,
     SpentReceipt,
+    WorkspaceRow,
 )
 from ..unreadable import SEALED_HEAD, UnreadableSecrets
+from .messages import move_queued_messages
+from .senders import usable_server
 
 Spec = SmtpServerSpec | GraphServerSpec
 AnySettings = SmtpSettings | GraphSettings
@@ -152,6 +156,8 @@ _LISTED = (
     EmailServerRow.updated_at,
     EmailServerRow.last_test,
     SEALED_HEAD,
+    EmailServerRow.fallback_server_id,
+    EmailServerRow.max_per_minute,
 )
 
 
@@ -182,6 +188,8 @@ def _document(
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "last_test": last_test,
+        "fallback_server_id": row.fallback_server_id,
+        "max_per_minute": row.max_per_minute,
     }
 
 
@@ -304,7 +312,34 @@ class EmailServerQueries:
                 .order_by(model.name)
             )
             out.extend(Usage.model_validate({"kind": kind, "id": i, "name": n}) for i, n in rows)
+        out.extend(self._routing_usages(server_id, scope))
         return out
+
+    def _routing_usages(self, server_id: str, scope: Scope) -> list[Usage]:
+        """Notifications of workspaces, the organization's default, other servers' fallback."""
+        found: list[tuple[str, str, str]] = []
+        workspaces = select(WorkspaceRow.id, WorkspaceRow.name).where(
+            WorkspaceRow.notifications_server_id == server_id,
+            WorkspaceRow.organization_id == scope.organization_id,
+        )
+        if scope.workspace_id:
+            workspaces = workspaces.where(WorkspaceRow.id == scope.workspace_id)
+        found += [("notifications", i, n) for i, n in self.session.execute(workspaces)]
+        if scope.workspace_id is None:
+            organizations = select(Organization.id, Organization.name).where(
+                Organization.id == scope.organization_id,
+                Organization.default_server_id == server_id,
+            )
+            found += [("default_server", i, n) for i, n in self.session.execute(organizations)]
+        fallbacks = select(EmailServerRow.id, EmailServerRow.name).where(
+            EmailServerRow.fallback_server_id == server_id,
+            EmailServerRow.id != server_id,
+            _visible(scope)
+            if scope.workspace_id
+            else EmailServerRow.organization_id == scope.organization_id,
+        )
+        found += [("fallback", i, n) for i, n in self.session.execute(fallbacks)]
+        return [Usage.model_validate({"kind": k, "id": i, "name": n}) for k, i, n in found]
 
     def visible_row(self, server_id: str, *, for_update: bool = False) -> EmailServerRow:
         return self._visible_row(self.scope, server_id, for_update=for_update)
@@ -706,6 +741,7 @@ class EmailServerService:
         if renamed and patch.name is not None:
             self.queries.check_name_free(patch.name, exclude_id=row.id)
             changed.append("name")
+        routing = self._routing_changes(row, patch)
         public: dict[str, Any] | None = None
         if changed:
             self._end_transaction()
@@ -717,13 +753,19 @@ class EmailServerService:
             row = self.queries.own_row(server_id, for_update=True)
         if renamed and patch.name is not None:
             row.name, row.name_key = patch.name, patch.name.casefold()
+        if routing:
+            for key, value in routing.items():
+                setattr(row, key, value)
+            row.updated_at = _now()
+            if public is None:
+                self._audit("update", server_id=row.id, changed_fields=sorted(routing))
         if public is not None:
             secrets = settings.secrets()
             row.settings = public
             row.secrets_sealed = self.ctx.box.seal(secrets) if secrets else None
             row.secrets_set = {f: f in secrets for f in SECRET_FIELDS[row.type]}
             row.updated_at = _now()
-            self._audit("update", server_id=row.id, changed_fields=changed)
+            self._audit("update", server_id=row.id, changed_fields=changed + sorted(routing))
         try:
             self._commit_or_name_taken(row.name)
         except StaleDataError:
@@ -733,6 +775,43 @@ class EmailServerService:
                 "your change again."
             ) from None
         return self.queries.model(row)
+
+    def _routing_changes(self, row: EmailServerRow, patch: EmailServerPatch) -> dict[str, Any]:
+        """The fallback and pace the patch sets (given, also as null) and that differ."""
+        changes: dict[str, Any] = {}
+        given = patch.model_fields_set
+        if "max_per_minute" in given and patch.max_per_minute != row.max_per_minute:
+            changes["max_per_minute"] = patch.max_per_minute
+        fallback = patch.fallback_server_id
+        if "fallback_server_id" in given and fallback != row.fallback_server_id:
+            if fallback is not None:
+                self._check_fallback(row, fallback)
+            changes["fallback_server_id"] = fallback
+        return changes
+
+    def _check_fallback(self, row: EmailServerRow, fallback_id: str) -> None:
+        """Own or inherited (from the server's own scope), not itself, and no cycle."""
+
+        def refuse(message: str) -> InvalidSettings:
+            return InvalidSettings(
+                field_errors=[FieldError(field="fallback_server_id", message=message)]
+            )
+
+        if fallback_id == row.id:
+            raise refuse("A server cannot be its own fallback; choose another server, or null.")
+        own_scope = Scope(row.organization_id, row.workspace_id, self.scope.label)
+        fallback = usable_server(self.session, own_scope, fallback_id, "fallback_server_id")
+        seen, current = {row.id}, fallback.fallback_server_id
+        while current is not None:
+            if current in seen:
+                raise refuse(
+                    f"'{fallback.name}' falls back (through its own fallbacks) to this server: "
+                    "that would be a cycle. Choose another server, or null."
+                )
+            seen.add(current)
+            current = self.session.scalar(
+                select(EmailServerRow.fallback_server_id).where(EmailServerRow.id == current)
+            )
 
     @staticmethod
     def _check_version(row: EmailServerRow, expected: int) -> None:
@@ -752,14 +831,10 @@ class EmailServerService:
         detail = ""
         if replacement_id:
             replacement = self._replacement(row, replacement_id)
-            for model in (CustomActionRow, SchedulerJobRow):
-                self.session.execute(
-                    update(model)
-                    .where(model.email_server_id == row.id)
-                    .values(email_server_id=replacement.id)
-                    .execution_options(synchronize_session=False)
-                )
-            detail = f"{len(usages)} usage(s) moved to '{replacement.name}'"
+            self._move_usages(row.id, replacement)
+            moved = move_queued_messages(self.session, row.id, replacement.id)
+            detail = f"{len(usages)} usage(s) and {moved} queued message(s) moved to "
+            detail += f"'{replacement.name}'"
         elif usages:
             names = ", ".join(u.name for u in usages[:5])
             more = f" and {len(usages) - 5} more" if len(usages) > 5 else ""
@@ -768,9 +843,42 @@ class EmailServerService:
                 "before deleting it.",
                 usages=usages,
             )
+        else:
+            failed = move_queued_messages(self.session, row.id, None)
+            detail = f"{failed} queued message(s) failed" if failed else ""
         self.session.delete(row)
         self._audit("delete", server_id=row.id, detail=detail)
         self.session.commit()
+
+    def _move_usages(self, server_id: str, replacement: EmailServerRow) -> None:
+        """Every sender, notifications setting, default and fallback to the replacement."""
+        moves: list[tuple[Any, Any, Any]] = [
+            (CustomActionRow, CustomActionRow.email_server_id, true()),
+            (SchedulerJobRow, SchedulerJobRow.email_server_id, true()),
+            (WorkspaceRow, WorkspaceRow.notifications_server_id, true()),
+            (Organization, Organization.default_server_id, true()),
+            # A server does not fall back to itself: the replacement's own fallback is cleared.
+            (
+                EmailServerRow,
+                EmailServerRow.fallback_server_id,
+                EmailServerRow.id != replacement.id,
+            ),
+        ]
+        for model, column, where in moves:
+            self.session.execute(
+                update(model)
+                .where(column == server_id, where)
+                .values({column.key: replacement.id})
+                .execution_options(synchronize_session=False)
+            )
+        self.session.execute(
+            update(EmailServerRow)
+            .where(
+                EmailServerRow.id == replacement.id, EmailServerRow.fallback_server_id == server_id
+            )
+            .values(fallback_server_id=None)
+            .execution_options(synchronize_session=False)
+        )
 
     def _replacement(self, row: EmailServerRow, replacement_id: str) -> EmailServerRow:
         def bad(message: str) -> BadReplacement:
