@@ -16,6 +16,7 @@ from .audit_events import AuditEvents
 from .catalog import CustomActions, SchedulerJobs
 from .deliveries import Deliveries
 from .email_servers import EmailServers
+from .messages import MailSettings, Messages
 from .workspaces import Workspaces
 
 DEFAULT_TIMEOUT = 30.0
@@ -58,6 +59,8 @@ class Client:
         self.scheduler_jobs = SchedulerJobs(self._http)
         self.deliveries = Deliveries(self._http)
         self.audit_events = AuditEvents(self._http)
+        self.messages = Messages(self._http)
+        self.mail_settings = MailSettings(self._http)
 
     # ------------------------------------------------------------ construction
 

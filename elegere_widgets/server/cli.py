@@ -68,13 +68,27 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_token_create(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
+    from .seed import create_sender_token
     from .tokens import create, parse_duration
 
+    if args.sender != bool(args.workspace):
+        print("A sender token needs both --sender and --workspace NAME.", file=sys.stderr)
+        return 2
+    if not args.sender and not args.user:
+        print("Pass --user EMAIL (or --sender --workspace NAME).", file=sys.stderr)
+        return 2
     try:
         expires_in = parse_duration(args.expires_in) if args.expires_in else None
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.sender:
+        try:
+            print(create_sender_token(_context(args), args.workspace, args.user))
+        except LookupError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        return 0
     engine = _engine(args)
     try:
         with Session(engine) as session:
@@ -319,7 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     create = with_db(token.add_parser("create", help="print a new API token for a user"))
-    create.add_argument("--user", required=True, metavar="EMAIL")
+    create.add_argument("--user", metavar="EMAIL", help="whose token (a sender token: owner)")
+    create.add_argument(
+        "--sender", action="store_true", help="a token that may only send a workspace's mail"
+    )
+    create.add_argument("--workspace", metavar="NAME", help="the sender token's workspace")
     create.add_argument(
         "--expires-in",
         metavar="DURATION",
@@ -331,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = with_db(token.add_parser("revoke", help="make a token stop working at once"))
     revoke.add_argument("id", metavar="ID", help="the token's id, as `elegere token list` shows")
     revoke.set_defaults(func=cmd_token_revoke)
+
+    from .send_cli import add_send_command
+
+    add_send_command(sub)
     return parser
 
 

@@ -222,6 +222,7 @@ def test_public_surface() -> None:
         "catalog",
         "deliveries",
         "email_servers",
+        "messages",
         "workspaces",
         "annotations",
     }
