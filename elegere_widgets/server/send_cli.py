@@ -1,7 +1,7 @@
 """`elegere send`: hand one message to the running service over HTTP, as the platform would.
 
-It goes through the client (``ELEGERE_URL``, ``ELEGERE_TOKEN``), so trying it exercises the
-API. A token: ``elegere token create --user admin@acme.example`` (a Workspace Admin of the
+It speaks the API (``ELEGERE_URL``, ``ELEGERE_TOKEN``), so trying it exercises it; with httpx
+and the shared models, not the client package, which the service may not import. A token: ``elegere token create --user admin@acme.example`` (a Workspace Admin of the
 workspace) or ``elegere token create --sender --workspace Sales``.
 """
 
@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from typing import Any
+from urllib.parse import quote
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 
@@ -34,12 +35,11 @@ def add_send_command(sub: Any) -> None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    import httpx
     from pydantic import ValidationError
 
-    from ..client import Client
-    from ..client.messages import sender
     from ..errors import ElegereError
-    from ..models import field_errors
+    from ..models import MessageIn, MessageSender, field_errors
 
     if not args.token:
         print(
@@ -48,16 +48,23 @@ def cmd_send(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    headers = {"Authorization": f"Bearer {args.token}"}
     try:
-        with Client(args.url, args.token) as client:
-            ws = _workspace(client, args.workspace)
-            who = sender(
-                custom_action=_sender_id(client.custom_actions.list, ws, args.custom_action),
-                scheduler_job=_sender_id(client.scheduler_jobs.list, ws, args.scheduler_job),
-                notification=args.notification,
-            )
-            accepted = client.messages.send(
-                ws,
+        with httpx.Client(base_url=f"{args.url.rstrip('/')}/api/v1", headers=headers) as http:
+            ws = _workspace(http, args.workspace)
+            if args.notification:
+                who = MessageSender(kind="notification", event=args.notification)
+            elif args.custom_action:
+                who = MessageSender(
+                    kind="custom_action",
+                    id=_sender_id(http, ws, "custom-actions", args.custom_action),
+                )
+            else:
+                who = MessageSender(
+                    kind="scheduler_job",
+                    id=_sender_id(http, ws, "scheduler-jobs", args.scheduler_job),
+                )
+            message = MessageIn(
                 sender=who,
                 to=args.to,
                 cc=args.cc,
@@ -66,41 +73,56 @@ def cmd_send(args: argparse.Namespace) -> int:
                 html=args.html,
                 idempotency_key=args.idempotency_key,
             )
+            answer = _ok(
+                http.post(f"/workspaces/{quote(ws, safe='')}/messages", json=message.to_wire())
+            )
     except ValidationError as exc:
         for error in field_errors(exc):
             print(f"elegere send: {error.field}: {error.message}", file=sys.stderr)
         return 2
+    except httpx.HTTPError as exc:
+        print(f"elegere send: the service at {args.url} did not answer ({exc}).", file=sys.stderr)
+        return 1
     except ElegereError as exc:
         print(f"elegere send: {exc}", file=sys.stderr)
         return 1
-    print(f"{accepted.id} {accepted.message_id} {accepted.status} via {accepted.email_server_id}")
+    print(
+        f"{answer['id']} {answer['message_id']} {answer['status']} via {answer['email_server_id']}"
+    )
     return 0
 
 
-def _workspace(client: Any, name: str) -> str:
-    """A workspace id by name, when the token may list workspaces; else the text as given."""
-    from ..errors import PermissionDenied
+def _ok(response: Any) -> Any:
+    """The JSON of a 2xx answer; a problem as the package's error (as the client does)."""
+    from ..errors import from_problem
+    from ..models import Problem
 
+    if response.is_success:
+        return response.json()
     try:
-        workspaces = client.workspaces.list()
-    except PermissionDenied:  # a sender token: its workspace's id must be given
+        problem = Problem.model_validate(response.json())
+    except ValueError:
+        problem = Problem(status=response.status_code, detail=response.text[:200])
+    raise from_problem(response.status_code, problem)
+
+
+def _workspace(http: Any, name: str) -> str:
+    """A workspace id by name, when the token may list workspaces; else the text as given."""
+    response = http.get("/workspaces")
+    if response.status_code == 403:  # a sender token: its workspace's id must be given
         return name
-    for ws in workspaces:
-        if name in (ws.id, ws.name) or ws.name.casefold() == name.casefold():
-            return str(ws.id)
+    for ws in _ok(response):
+        if name in (ws["id"], ws["name"]) or ws["name"].casefold() == name.casefold():
+            return str(ws["id"])
     return name
 
 
-def _sender_id(lister: Any, ws: str, name: str | None) -> str | None:
+def _sender_id(http: Any, ws: str, collection: str, name: str) -> str:
     """A custom action's or job's id by its name; a sender token cannot list: used as given."""
-    from ..errors import PermissionDenied
-
-    if name is None:
-        return None
-    try:
-        for item in lister(ws):
-            if name in (item.id, item.name):
-                return str(item.id)
-    except PermissionDenied:
-        pass
+    response = http.get(f"/workspaces/{quote(ws, safe='')}/{collection}")
+    if response.status_code == 403:
+        return name
+    for item in _ok(response):
+        if name in (item["id"], item["name"]):
+            return str(item["id"])
     return name
