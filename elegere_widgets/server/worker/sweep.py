@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 
 from ..context import ServiceContext
 from ..store.tables import utcnow
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 SWEEP_BATCH = 2000
 
 
-def _body_purge() -> Callable[[ServiceContext], object] | None:
+def _body_purge() -> Callable[..., object] | None:
     import importlib
 
     try:  # the messages service (issue 12's API) owns the retention rule
@@ -53,7 +54,10 @@ class Sweeper:
         self.connections.close_idle()
         if self._purge is not None:
             try:
-                self._purge(self.ctx)
+                retention = timedelta(days=self.ctx.settings.message_retention_days)
+                with self.ctx.sessions() as session:
+                    self._purge(session, utcnow(), retention)
+                    session.commit()
             except Exception:
                 log.exception("Purging message bodies failed; the next sweep tries again.")
         if self.queue.pending():
