@@ -99,7 +99,11 @@ def token(
     )
 
 
-@router.post("/identityprovider/connect/revocation")
+@router.post(
+    "/identityprovider/connect/revocation",
+    response_class=Response,
+    responses={200: {"description": "The token no longer works (an empty body, as RFC 7009)."}},
+)
 def revocation(
     request: Request,
     session: SessionDep,
