@@ -78,6 +78,7 @@ from elegere_widgets.dashboard.launch import (
     prepare_store,
     service_command,
     voila_command,
+    voila_environment,
 )
 from elegere_widgets.dashboard.processes import Child, spawn, stop_all, wait_until_answers
 from tests.browser.conftest import CDN_STYLESHEETS, CHROMIUM, CHROMIUM_ARGS, OUTSIDE
@@ -275,7 +276,7 @@ def start_voila(
     child = spawn(
         f"Voilà ({name})",
         [*voila_command(port, notebook), *extra],
-        env=env,
+        env=voila_environment(env),
         cwd=ROOT,
         log_path=logs / f"voila-{port}.log",
     )

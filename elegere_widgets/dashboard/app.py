@@ -115,21 +115,29 @@ class Dashboard(ipywidgets.VBox):
                 ),
             ),
             "elegere-header",
+            "elegere-landmark-banner",
         )
         # Before any panel: the header and the sign-in form use it too.
         self.stylesheet = stylesheet()
+        # The header is the page's banner, the rest its main content (roles set by the Voilà
+        # template from these classes: see dashboard/jupyter).
+        self.main = css(
+            ipywidgets.VBox(
+                [
+                    self.status,
+                    self.retry_button,
+                    self.sign_in_form,
+                    self.workspace_picker,
+                    self.help,
+                    self.notice,
+                    self.panel_area,
+                ]
+            ),
+            "elegere-main",
+            "elegere-landmark-main",
+        )
         super().__init__(
-            [
-                self.stylesheet,
-                header,
-                self.status,
-                self.retry_button,
-                self.sign_in_form,
-                self.workspace_picker,
-                self.help,
-                self.notice,
-                self.panel_area,
-            ],
+            [self.stylesheet, header, self.main],
             layout=ipywidgets.Layout(max_width="1400px"),
         )
         css(self, "elegere-dashboard")
@@ -159,7 +167,7 @@ class Dashboard(ipywidgets.VBox):
     def _show_header(self, workspace: Workspace | None) -> None:
         org = esc(workspace.organization_name) if workspace else "eLegere"
         self.organization.value = (
-            f"<div class='elegere-organization-name'>{org}</div>"
+            f"<h1 class='elegere-organization-name'>{org}</h1>"
             "<div class='elegere-caption'>Workspace Settings → Email Servers</div>"
         )
         user = self._user

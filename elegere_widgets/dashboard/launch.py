@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -30,6 +30,8 @@ from .processes import Child, spawn, stop_all, wait_until_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "email_servers.ipynb"
+JUPYTER_DATA = Path(__file__).resolve().parent / "jupyter"
+VOILA_TEMPLATE = "elegere"
 ADMIN = "admin@acme.example"
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 90.0
@@ -77,7 +79,8 @@ def worker_command() -> list[str]:
 
 def voila_command(port: int, notebook: Path = NOTEBOOK) -> list[str]:
     """Voilà as ``make run`` starts it; run it with the repository as the working directory,
-    where ``voila.json`` (sources stripped, a preheated kernel) is read."""
+    where ``voila.json`` (sources stripped, a preheated kernel) is read, and with
+    :func:`voila_environment` (where the ``elegere`` template is found)."""
     return [
         sys.executable,
         "-m",
@@ -87,7 +90,16 @@ def voila_command(port: int, notebook: Path = NOTEBOOK) -> list[str]:
         f"--port={port}",
         f"--Voila.ip={HOST}",
         "--Voila.port_retries=0",
+        f"--template={VOILA_TEMPLATE}",
     ]
+
+
+def voila_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the package's Jupyter data directory first on ``JUPYTER_PATH``: Voilà
+    finds templates only there, and the ``elegere`` template (the lab one with the page's
+    ARIA landmarks) lives in the package."""
+    paths = [str(JUPYTER_DATA), *filter(None, env.get("JUPYTER_PATH", "").split(os.pathsep))]
+    return {**env, "JUPYTER_PATH": os.pathsep.join(paths)}
 
 
 def _port_free(port: int) -> bool:
@@ -239,7 +251,7 @@ def _run(
         spawn(
             "dashboard (Voilà)",
             voila_command(voila_port),
-            env=voila_env,
+            env=voila_environment(voila_env),
             cwd=ROOT,
             log_path=logs / "voila.log",
         )

@@ -96,7 +96,7 @@ class EmailServersPanel(ipywidgets.VBox):
         )
         # The table joins once the servers are read: "no servers yet" would be wrong before.
         super().__init__([self.stylesheet, self.title, self.subtitle, self.toolbar, self.status])
-        css(self, "elegere-panel")
+        css(self, "elegere-panel", "elegere-landmark-region")
         self._load()
 
     # ------------------------------------------------------------ loading

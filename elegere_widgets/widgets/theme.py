@@ -55,7 +55,9 @@ RULES = f"""
 {_W} .elegere-notice-detail {{ color: var(--elegere-faint); font-size: 90%; margin-top: 4px; }}
 
 {_W} .elegere-caption {{ color: var(--elegere-caption); }}
-{_W} .elegere-organization-name {{ font-size: 22px; font-weight: 600; line-height: 1.2; }}
+{_W} .elegere-organization-name {{
+  font-size: 22px; font-weight: 600; line-height: 1.2; margin: 0;
+}}
 {_W} .elegere-sign-in-heading {{ margin: 4px 0; }}
 {_W} .elegere-demo-help-body {{ margin: 6px 0 0 16px; }}
 {_W} .elegere-demo-help-table {{ margin-top: 4px; }}

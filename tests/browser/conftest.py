@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from elegere_widgets.dashboard.launch import (
     prepare_store,
     service_command,
     voila_command,
+    voila_environment,
 )
 from elegere_widgets.dashboard.processes import Child, spawn, stop_all, wait_until_answers
 from tests.dashboard.launcher import free_port
@@ -38,6 +40,13 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 START_TIMEOUT_S = 90.0
+HERE = Path(__file__).resolve().parent
+# axe-core, pinned in package.json / package-lock.json here, installed with npm from the registry.
+AXE_SCRIPT = HERE / "node_modules" / "axe-core" / "axe.min.js"
+# What fails an accessibility check: axe's two worst impacts, and content outside landmarks
+# (`region`, "moderate" to axe, but a page a screen reader cannot navigate by landmark).
+AXE_FAILING_IMPACTS = ("serious", "critical")
+AXE_FAILING_RULES = ("region",)
 # Voilà's lab template links Font Awesome from a CDN (the icons also come bundled). These
 # machines have no internet: the request is answered with an empty stylesheet, so that a
 # failed load is not mistaken for an error of the page. Any other outside request fails.
@@ -64,6 +73,26 @@ def browser(chromium: str) -> Iterator[Any]:
         launched.close()
 
 
+@pytest.fixture(scope="session")
+def axe_script() -> Path:
+    """axe-core's script; ``npm ci`` installs the pinned version on the first run."""
+    if not AXE_SCRIPT.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            message = "the accessibility checks need npm (apt-get install -y npm)"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+            cwd=HERE,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    return AXE_SCRIPT
+
+
 @dataclass
 class Site:
     """The service of one module and the Voilà servers in front of it."""
@@ -83,7 +112,7 @@ class Site:
         child = spawn(
             f"Voilà on {port}",
             voila_command(port),
-            env=env,
+            env=voila_environment(env),
             cwd=ROOT,
             log_path=self.data_dir / "logs" / f"voila-{port}.log",
         )
@@ -168,6 +197,23 @@ class Browse:
         path = self.shots / f"{self._step:02d}-{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         return path
+
+    def axe(self, script: Path) -> list[str]:
+        """axe-core's failing violations on the page as it is now, one line each."""
+        if not self.page.evaluate("typeof window.axe !== 'undefined'"):
+            self.page.add_script_tag(path=str(script))
+        results = self.page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        found = []
+        for violation in results["violations"]:
+            failing = violation["impact"] in AXE_FAILING_IMPACTS
+            if not failing and violation["id"] not in AXE_FAILING_RULES:
+                continue
+            targets = [" ".join(map(str, n["target"])) for n in violation["nodes"]][:5]
+            found.append(
+                f"{violation['id']} ({violation['impact']}, {len(violation['nodes'])} nodes): "
+                f"{violation['help']} — {targets}"
+            )
+        return found
 
     def assert_clean(self) -> None:
         assert self.errors == [], self.errors
