@@ -47,7 +47,8 @@ Callback = Callable[[EmailServer], None]
 
 
 def _cell_layout(width: str, *, shrink: bool = True) -> ipywidgets.Layout:
-    # A narrow page shrinks a line's cells in proportion to these widths. With no minimum
+    # A narrow page shrinks a line's cells in proportion to these widths (their text wraps:
+    # theme.py). With no minimum
     # (and what does not fit clipped), a cell's content cannot hold its column wider on one
     # line than on another, so the header and every row shrink alike and stay aligned.
     # The button columns keep their width: a button's padding would make it shrink less

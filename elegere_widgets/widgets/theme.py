@@ -43,10 +43,21 @@ RULES = f"""
 {_W} .elegere-step-chip-done {{ color: var(--elegere-ok); }}
 {_W} .elegere-step-chip-todo {{ color: var(--elegere-faint); }}
 
+/* The table's cells wrap, never cut: a narrow page (JupyterLab's cells) shrinks the columns,
+   and a long host name breaks anywhere rather than hiding under the next column. */
+{_W} .elegere-table-header > .widget-html,
+{_W} .elegere-row > .widget-label,
+{_W} .elegere-row > .widget-html,
+{_W} .elegere-table-header .widget-html-content,
+{_W} .elegere-row .widget-html-content {{
+  white-space: normal; overflow-wrap: anywhere; text-overflow: clip;
+  height: auto; line-height: 1.35;
+}}
+
 {_W} .elegere-title-detail {{ color: var(--elegere-faint); font-weight: normal; }}
 {_W} .elegere-inherited {{
   background: var(--elegere-chip); color: var(--elegere-text-strong);
-  padding: 1px 8px; border-radius: 8px; white-space: nowrap; font-size: 90%;
+  padding: 1px 8px; border-radius: 8px; font-size: 90%; box-decoration-break: clone;
 }}
 {_W} .elegere-notice-box {{
   padding: 8px 12px; border-left: 4px solid var(--elegere-warning-line);
