@@ -5,6 +5,7 @@
     from elegere_widgets import Client, EmailServersPanel
     panel = EmailServersPanel(Client.from_env(), workspace="Sales")
     panel            # or display(panel): it is an ipywidgets.VBox
+    EmailServersPanel(client, organization="Acme")   # the servers every workspace inherits
 
 Only the panel calls the client; the table, the wizard, the update form and the delete dialog
 take data and callbacks. Quick calls (list, get, usages, create, update, delete) run inline;
@@ -14,6 +15,7 @@ in the status line, in the open view, or next to a field — never as a tracebac
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets
@@ -36,6 +38,11 @@ NO_RIGHT = (
     "A Delegate of your organization or a Workspace Admin of this workspace can grant it."
 )
 
+NO_ORG_RIGHT = (
+    "You need the Admin Delegate or IT Delegate role of '{organization}' to manage the email "
+    "servers its workspaces inherit. An Admin Delegate of your organization can grant it."
+)
+
 NO_RIGHT_ANY = (
     "You need the Workspace Admin right on a workspace to see or manage its email servers. "
     "A Delegate of your organization or a Workspace Admin of that workspace can grant it."
@@ -44,10 +51,19 @@ NO_RIGHT_ANY = (
 View = AddServerWizard | UpdateServerView | DeleteDialog
 
 
-class EmailServersPanel(ipywidgets.VBox):
-    """The Email Servers tab of one workspace, by name or id (``workspace="Sales"``).
+@dataclass(frozen=True)
+class Organization:
+    """The organization whose own servers a panel manages."""
 
-    Without ``workspace``, the one workspace the caller administers. ``run_in_thread`` runs a
+    id: str
+    name: str
+
+
+class EmailServersPanel(ipywidgets.VBox):
+    """The Email Servers tab of one workspace, by name or id (``workspace="Sales"``), or of
+    an organization's own servers (``organization="Acme"``, for its Admin and IT Delegates).
+
+    Without either, the one workspace the caller administers. ``run_in_thread`` runs a
     connection test in the background (a new thread by default; tests pass a runner that
     runs it at once).
     """
@@ -57,14 +73,29 @@ class EmailServersPanel(ipywidgets.VBox):
         client: Client,
         workspace: str | None = None,
         *,
+        organization: str | None = None,
         page_size: int = PAGE_SIZE,
         run_in_thread: Runner | None = None,
     ) -> None:
         if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
             raise ValueError(f"workspace must be a workspace's name or id, not {workspace!r}.")
+        if organization is not None and (
+            not isinstance(organization, str) or not organization.strip()
+        ):
+            raise ValueError(
+                f"organization must be an organization's name or id, not {organization!r}."
+            )
+        if workspace is not None and organization is not None:
+            raise ValueError("Pass a workspace or an organization, not both.")
         self.client = client
         self.workspace_ref = workspace.strip() if workspace else None
+        self.organization_ref = organization.strip() if organization else None
         self.workspace: Workspace | None = None
+        self.organization: Organization | None = None
+        # The calls of this panel's scope: a workspace's servers or the organization's own.
+        self._api = (
+            client.email_servers if organization is None else client.organization_email_servers
+        )
         self.servers: list[EmailServer] = []
         self._run_in_thread = run_in_thread
         self.denied = False
@@ -103,7 +134,16 @@ class EmailServersPanel(ipywidgets.VBox):
 
     @handles_errors
     def _load(self, focus: str | None = None) -> None:
-        if self.workspace is None:
+        if self.organization_ref is not None and self.organization is None:
+            self.add_button.disabled = True
+            self.organization = self._resolve_organization(self.organization_ref)
+            if self.organization is None:
+                return
+            self.subtitle.value = (
+                f"Organization <b>{esc(self.organization.name)}</b> · the servers every "
+                "workspace inherits"
+            )
+        elif self.organization_ref is None and self.workspace is None:
             self.add_button.disabled = True
             self.workspace = self._resolve_workspace()
             if self.workspace is None:
@@ -112,7 +152,7 @@ class EmailServersPanel(ipywidgets.VBox):
                 f"Workspace <b>{esc(self.workspace.name)}</b> · "
                 f"{esc(self.workspace.organization_name)}"
             )
-        self.servers = self.client.email_servers.list(self.workspace.id)
+        self.servers = self._api.list(self._owner())
         self.table.show(self.servers, focus=focus)
         self.add_button.disabled = False
         self.children = self._main_children()
@@ -132,6 +172,28 @@ class EmailServersPanel(ipywidgets.VBox):
                 self._deny(NO_RIGHT.format(workspace=self.workspace_ref), detail=str(exc))
                 return None
             raise exc from None
+
+    def _resolve_organization(self, wanted: str) -> Organization | None:
+        """The caller's organization by id or name; None (and the plain message) otherwise.
+
+        A user belongs to one organization, the one ``me`` names. The service has no list of
+        organizations: the name comes from the workspaces the caller administers, and a
+        Delegate who administers none is taken at their word (the id shows beside it).
+        """
+        org_id = self.client.me().organization_id
+        names = {w.organization_id: w.organization_name for w in self.client.workspaces.list()}
+        known = names.get(org_id)
+        key = wanted.casefold()
+        if key != org_id.casefold() and known is not None and key != known.casefold():
+            self._deny(NO_ORG_RIGHT.format(organization=wanted))
+            return None
+        name = known or (wanted if key != org_id.casefold() else org_id)
+        try:
+            self.client.organization_email_servers.list(org_id)
+        except PermissionDenied:
+            self._deny(NO_ORG_RIGHT.format(organization=name))
+            return None
+        return Organization(org_id, name)
 
     def _only_workspace(self) -> Workspace | None:
         """No workspace named: the one the caller administers, if there is exactly one."""
@@ -199,20 +261,23 @@ class EmailServersPanel(ipywidgets.VBox):
         """The open view: the wizard, the update form or the delete dialog."""
         return self.wizard or self.update_view or self.delete_dialog
 
-    def _require_workspace(self) -> Workspace:
+    def _owner(self) -> str:
+        """The id of the workspace or the organization whose servers these are."""
+        if self.organization is not None:
+            return self.organization.id
         if self.workspace is None:
             raise RuntimeError("The workspace is not loaded yet.")
-        return self.workspace
+        return self.workspace.id
 
     def _test(self, spec: Spec, on_stage: StageCallback) -> ConnectionTestResult:
         """Runs in the test's worker thread; ``on_stage`` gets each stage as it ends."""
-        return self.client.email_servers.test(self._require_workspace().id, spec, on_stage=on_stage)
+        return self._api.test(self._owner(), spec, on_stage=on_stage)
 
     # ------------------------------------------------------------ add
 
     @handles_errors
     def _on_add(self, _button: object = None) -> None:
-        self._require_workspace()
+        self._owner()
         self.status.clear()
         self._open(
             AddServerWizard(
@@ -224,8 +289,7 @@ class EmailServersPanel(ipywidgets.VBox):
         )
 
     def _complete_add(self, spec: Spec, test_token: str) -> None:
-        ws = self._require_workspace()
-        server = self.client.email_servers.create(ws.id, spec, test_token=test_token)
+        server = self._api.create(self._owner(), spec, test_token=test_token)
         self._close_view()
         self.status.ok(f"Added '{server.name}' ({server.type_label}, {server.key_setting}).")
         self._reload(focus=server.id, then=self.status.text)
@@ -234,8 +298,7 @@ class EmailServersPanel(ipywidgets.VBox):
 
     @handles_errors
     def _open_update(self, server: EmailServer) -> None:
-        ws = self._require_workspace()
-        fresh = self.client.email_servers.get(ws.id, server.id)  # the version to save against
+        fresh = self._api.get(self._owner(), server.id)  # the version to save against
         self.status.clear()
         view = UpdateServerView(
             fresh,
@@ -248,15 +311,13 @@ class EmailServersPanel(ipywidgets.VBox):
         self._open(view)
 
     def _save(self, server_id: str, patch: EmailServerPatch, version: int) -> None:
-        ws = self._require_workspace()
-        server = self.client.email_servers.update(ws.id, server_id, patch, version=version)
+        server = self._api.update(self._owner(), server_id, patch, version=version)
         self._close_view()
         self.status.ok(f"Saved '{server.name}'.")
         self._reload(focus=server.id, then=self.status.text)
 
     def _reload_update(self, server_id: str) -> None:
-        ws = self._require_workspace()
-        server = self.client.email_servers.get(ws.id, server_id)
+        server = self._api.get(self._owner(), server_id)
         if self.update_view is not None:
             self.update_view.load(server)
 
@@ -264,8 +325,7 @@ class EmailServersPanel(ipywidgets.VBox):
 
     @handles_errors
     def _open_delete(self, server: EmailServer) -> None:
-        ws = self._require_workspace()
-        usages = self.client.email_servers.usages(ws.id, server.id)
+        usages = self._api.usages(self._owner(), server.id)
         self.status.clear()
         self._open(
             DeleteDialog(
@@ -278,8 +338,7 @@ class EmailServersPanel(ipywidgets.VBox):
         )
 
     def _delete(self, server: EmailServer, replacement_id: str | None) -> None:
-        ws = self._require_workspace()
-        self.client.email_servers.delete(ws.id, server.id, replacement_id=replacement_id)
+        self._api.delete(self._owner(), server.id, replacement_id=replacement_id)
         moved = ""
         if replacement_id is not None and self.delete_dialog is not None:
             n = len(self.delete_dialog.usages)

@@ -42,6 +42,7 @@ INHERITED_TIP = (
     "change or delete it."
 )
 PAGE_SIZE = 25
+ORGANIZATION_MARK = "This organization"  # an organization's own server, in its own panel
 
 Callback = Callable[[EmailServer], None]
 
@@ -159,7 +160,7 @@ class ServerRow(ipywidgets.HBox):
                 f'<span class="elegere-inherited">⤓ {esc(INHERITED_MARK)}</span>'
             )
         else:
-            self.scope_label.value = f'<span class="elegere-own">{esc(OWN_MARK)}</span>'
+            self.scope_label.value = f'<span class="elegere-own">{esc(_own_mark(server))}</span>'
         self.used_by_label.value = used_by(server.usage)
         text, tip = last_test(server.last_test)
         if server.secrets_unreadable:  # what to do comes before how the last test went
@@ -180,7 +181,8 @@ class ServerRow(ipywidgets.HBox):
     @property
     def cells(self) -> list[str]:
         """What the row shows, as text: for tests and for reading."""
-        scope = INHERITED_MARK if self.server is not None and self.server.inherited else OWN_MARK
+        server = self.server
+        scope = "" if server is None else INHERITED_MARK if server.inherited else _own_mark(server)
         return [
             self.name_label.value,
             self.type_label.value,
@@ -189,6 +191,10 @@ class ServerRow(ipywidgets.HBox):
             self.used_by_label.value,
             self.last_test_label.value,
         ]
+
+
+def _own_mark(server: EmailServer) -> str:
+    return ORGANIZATION_MARK if server.scope == "organization" else OWN_MARK
 
 
 class ServersTable(ipywidgets.VBox):
