@@ -40,8 +40,11 @@ from .sign_in import SignIn, SignInForm
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 
-#: Builds the panel of one workspace (by id); the dashboard closes it when it is replaced.
+#: Builds the panel of one workspace (by id), or of the organization's own servers for
+#: ``org:<id>``; the dashboard closes it when it is replaced.
 PanelFactory = Callable[[Client, str], ipywidgets.Widget]
+ORG_PREFIX = "org:"
+SERVER_MANAGERS = ("admin_delegate", "it_delegate")
 
 __all__ = ["Dashboard", "wait_for_visitor"]
 
@@ -70,6 +73,7 @@ class Dashboard(ipywidgets.VBox):
         self.client = client
         self.initial_workspace = workspace
         self.workspaces: list[Workspace] = []
+        self.organization_id: str | None = None  # set for a Delegate who manages its servers
         self.panel: ipywidgets.Widget | None = None
         self._panel_factory = panel_factory or _email_servers_panel
         self._owns_client = False  # made by from_env or the sign-in form: ours to close
@@ -164,11 +168,12 @@ class Dashboard(ipywidgets.VBox):
             self._open(self.client)
         return self
 
-    def _show_header(self, workspace: Workspace | None) -> None:
-        org = esc(workspace.organization_name) if workspace else "eLegere"
+    def _show_header(self, workspace: Workspace | None, *, organization: str | None = None) -> None:
+        name = workspace.organization_name if workspace else organization
+        settings = "Organization" if organization is not None else "Workspace"
         self.organization.value = (
-            f"<h1 class='elegere-organization-name'>{org}</h1>"
-            "<div class='elegere-caption'>Workspace Settings → Email Servers</div>"
+            f"<h1 class='elegere-organization-name'>{esc(name or 'eLegere')}</h1>"
+            f"<div class='elegere-caption'>{settings} Settings → Email Servers</div>"
         )
         user = self._user
         self.user_label.value = f"<span class='elegere-caption'>{esc(user)}</span>" if user else ""
@@ -206,8 +211,10 @@ class Dashboard(ipywidgets.VBox):
         self.status.clear()
         self.workspaces = workspaces
         self._user = f"{me.name} · {me.email}"
+        manages_org = any(g.role in SERVER_MANAGERS and g.workspace_id is None for g in me.roles)
+        self.organization_id = me.organization_id if manages_org else None
         self._show_header(workspaces[0] if workspaces else None)
-        if not workspaces:
+        if not workspaces and self.organization_id is None:
             self.notice.value = f"<div class='elegere-notice-box'>{esc(NO_WORKSPACE)}</div>"
             self._show_only(self.notice)
             return
@@ -217,30 +224,44 @@ class Dashboard(ipywidgets.VBox):
             (f"{w.name} ({w.organization_name})" if names.count(w.name) > 1 else w.name, w.id)
             for w in workspaces
         ]
+        if self.organization_id is not None:
+            # A Delegate: the organization's own servers first, then its workspaces.
+            label = f"{self._organization_name() or self.organization_id} (organization)"
+            options.insert(0, (label, ORG_PREFIX + self.organization_id))
         chosen = self._initial_choice(workspaces)
         self._quiet = True
         try:
+            self.workspace_picker.description = "Scope" if self.organization_id else "Workspace"
             self.workspace_picker.options = options
-            self.workspace_picker.value = chosen.id
+            self.workspace_picker.value = chosen
         finally:
             self._quiet = False
         self._show_only(
             self.workspace_picker, self.help if self.help.value else None, self.panel_area
         )
-        self._show_workspace(chosen.id)
+        self._show_workspace(chosen)
 
-    def _initial_choice(self, workspaces: list[Workspace]) -> Workspace:
+    def _organization_name(self) -> str:
+        org = self.organization_id
+        return next((w.organization_name for w in self.workspaces if w.organization_id == org), "")
+
+    def _initial_choice(self, workspaces: list[Workspace]) -> str:
         wanted = (self.initial_workspace or "").strip().casefold()
         for ws in workspaces:
             if wanted in (ws.id.casefold(), ws.name.casefold()):
-                return ws
-        return workspaces[0]
+                return ws.id
+        if workspaces:
+            return workspaces[0].id
+        assert self.organization_id is not None
+        return ORG_PREFIX + self.organization_id
 
-    def _show_workspace(self, workspace_id: str) -> None:
+    def _show_workspace(self, scope: str) -> None:
         assert self.client is not None
-        workspace = next(w for w in self.workspaces if w.id == workspace_id)
-        self._show_header(workspace)
-        old, self.panel = self.panel, self._panel_factory(self.client, workspace.id)
+        if scope.startswith(ORG_PREFIX):
+            self._show_header(None, organization=self._organization_name() or None)
+        else:
+            self._show_header(next(w for w in self.workspaces if w.id == scope))
+        old, self.panel = self.panel, self._panel_factory(self.client, scope)
         self.panel_area.children = [self.panel]
         if old is not None:
             old.close()
@@ -249,6 +270,12 @@ class Dashboard(ipywidgets.VBox):
     def workspace(self) -> Workspace | None:
         """The workspace the picker shows."""
         return next((w for w in self.workspaces if w.id == self.workspace_picker.value), None)
+
+    def choose_organization(self) -> None:
+        """What picking the organization (a Delegate's first choice) in the drop-down does."""
+        if self.organization_id is None:
+            raise ValueError("Only an Admin or IT Delegate manages the organization's servers.")
+        self.workspace_picker.value = ORG_PREFIX + self.organization_id
 
     def choose_workspace(self, name_or_id: str) -> None:
         """What picking a workspace in the drop-down does."""
@@ -309,5 +336,7 @@ class Dashboard(ipywidgets.VBox):
         close_tree(self)
 
 
-def _email_servers_panel(client: Client, workspace_id: str) -> ipywidgets.Widget:
-    return EmailServersPanel(client, workspace=workspace_id)
+def _email_servers_panel(client: Client, scope: str) -> ipywidgets.Widget:
+    if scope.startswith(ORG_PREFIX):
+        return EmailServersPanel(client, organization=scope.removeprefix(ORG_PREFIX))
+    return EmailServersPanel(client, workspace=scope)

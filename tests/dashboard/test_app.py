@@ -200,3 +200,32 @@ def test_demo_settings_round_trip_and_bad_values_are_ignored() -> None:
     assert DemoSmtp.from_env({"ELEGERE_DEMO_SMTP": '{"server": "x"}'}) is None
     assert DemoSmtp.from_env({}) is None
     assert "<script>" not in DemoSmtp("h", 1, False, "<script>", "p", "a@b.example").help_html()
+
+
+def test_a_delegate_picks_the_organization_scope_first(
+    service: RunningService, make_dashboard: MakeDashboard, delegate: Client
+) -> None:
+    delegate.workspaces.grant_admin("ws_sales", "delegate@acme.example")
+    dashboard = make_dashboard(service.url, delegate).start()
+    picker = dashboard.workspace_picker
+    assert picker.description == "Scope"
+    assert list(picker.options) == [("Acme (organization)", "org:org_acme"), ("Sales", "ws_sales")]
+    assert server_names(dashboard) == ["Acme Relay", "Sales Mailer"]  # Sales, as before
+
+    dashboard.choose_organization()  # what picking it in the drop-down does
+    panel = dashboard.panel
+    assert isinstance(panel, EmailServersPanel) and panel.organization is not None
+    assert [row.cells[3] for row in panel.table.rows] == ["This organization"]
+    assert server_names(dashboard) == ["Acme Relay"]
+    assert "Organization Settings" in dashboard.organization.value
+    assert dashboard.status.text == ""
+
+
+def test_a_workspace_admin_has_no_organization_scope(
+    service: RunningService, make_dashboard: MakeDashboard, admin: Client
+) -> None:
+    dashboard = make_dashboard(service.url, admin).start()
+    assert dashboard.workspace_picker.description == "Workspace"
+    assert [value for _, value in dashboard.workspace_picker.options] == ["ws_sales"]
+    with pytest.raises(ValueError, match="Delegate"):
+        dashboard.choose_organization()
