@@ -258,7 +258,7 @@ class Dashboard(ipywidgets.VBox):
     def _show_workspace(self, scope: str) -> None:
         assert self.client is not None
         if scope.startswith(ORG_PREFIX):
-            self._show_header(None, organization=self._organization_name() or None)
+            self._show_header(None, organization=self._organization_name() or self.organization_id)
         else:
             self._show_header(next(w for w in self.workspaces if w.id == scope))
         old, self.panel = self.panel, self._panel_factory(self.client, scope)

@@ -67,3 +67,25 @@ def test_sign_in_through_the_form(urls: dict[str, str], browse: Browse) -> None:
     assert page.locator("button.elegere-sign-out").is_visible()
     browse.shot("signed-in")
     browse.assert_clean()
+
+
+def test_a_delegate_picks_the_organization_scope(urls: dict[str, str], browse: Browse) -> None:
+    browse.open(urls["sign_in"], ".elegere-sign-in-email input")
+    page = browse.page
+    page.locator(".elegere-sign-in-email input").fill("delegate@acme.example")
+    password = page.locator(".elegere-sign-in-password input")
+    password.fill("demo")
+    password.press("Enter")
+    picker = page.locator(".elegere-workspace-picker select")
+    picker.wait_for()
+    picker.select_option(label="org_acme (organization)")
+    row = page.locator(".elegere-row", has_text="Acme Relay")
+    row.wait_for()
+    assert names(browse) == ["Acme Relay"]
+    # Its own server here, not an inherited one: Settings and Delete are enabled.
+    assert row.locator(".elegere-cell-scope").inner_text().strip() == "This organization"
+    assert "Inherited" not in row.inner_text()
+    assert row.locator("button.elegere-settings").is_enabled()
+    assert "Organization Settings" in page.locator(".elegere-organization").inner_text()
+    browse.shot("organization-scope")
+    browse.assert_clean()
