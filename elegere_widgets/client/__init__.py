@@ -13,5 +13,6 @@
 from __future__ import annotations
 
 from ._client import Client
+from .email_servers import EmailServers
 
-__all__ = ["Client"]
+__all__ = ["Client", "EmailServers"]

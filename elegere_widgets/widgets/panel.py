@@ -20,7 +20,7 @@ from typing import Any
 
 import ipywidgets
 
-from ..client import Client
+from ..client import Client, EmailServers
 from ..errors import ElegereError, NotFound, PermissionDenied, ReadOnlyServer
 from ..models import ConnectionTestResult, EmailServer, EmailServerPatch, Workspace
 from .common import Runner, StatusLine, button, close_tree, css, esc, handles_errors
@@ -92,10 +92,6 @@ class EmailServersPanel(ipywidgets.VBox):
         self.organization_ref = organization.strip() if organization else None
         self.workspace: Workspace | None = None
         self.organization: Organization | None = None
-        # The calls of this panel's scope: a workspace's servers or the organization's own.
-        self._api = (
-            client.email_servers if organization is None else client.organization_email_servers
-        )
         self.servers: list[EmailServer] = []
         self._run_in_thread = run_in_thread
         self.denied = False
@@ -260,6 +256,13 @@ class EmailServersPanel(ipywidgets.VBox):
     def view(self) -> View | None:
         """The open view: the wizard, the update form or the delete dialog."""
         return self.wizard or self.update_view or self.delete_dialog
+
+    @property
+    def _api(self) -> EmailServers:
+        """The calls of this panel's scope: a workspace's servers or the organization's own."""
+        if self.organization_ref is None:
+            return self.client.email_servers
+        return self.client.organization_email_servers
 
     def _owner(self) -> str:
         """The id of the workspace or the organization whose servers these are."""
