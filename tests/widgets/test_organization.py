@@ -93,14 +93,15 @@ def test_delete_an_organization_server_in_use_with_another_one_taking_over(
     row.delete_button.click()
     dialog = panel.delete_dialog
     assert dialog is not None, panel.status.text
-    # Used in Support; the API takes one replacement, another organization server.
-    assert dialog.usage_names == ["Reply to ticket"]
+    # Used in Support, and the organization's default server; the API takes one replacement,
+    # another organization server.
+    assert dialog.usage_names == ["Reply to ticket", "Acme"]
     assert [value for _, value in dialog.replacement.options[1:]] == [backup_id]
     dialog.replacement.value = backup_id
     dialog.delete_button.click()
     assert panel.status.kind == "ok", panel.status.text
     assert panel.status.text == (
-        "Deleted 'Acme Relay'. 1 usage now sends through 'Acme Backup Relay'."
+        "Deleted 'Acme Relay'. 2 usages now send through 'Acme Backup Relay'."
     )
     assert [r.cells[0] for r in panel.table.rows] == ["Acme Backup Relay"]
     delegate.workspaces.grant_admin("ws_support", "delegate@acme.example")  # to read its actions
