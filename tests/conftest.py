@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tests.fixtures.smtp import SmtpPeer
 
 PG_ENV = "ELEGERE_TEST_DATABASE_URL"
+REDIS_ENV = "ELEGERE_TEST_REDIS_URL"
 ADMIN = "admin@acme.example"
 DELEGATE = "delegate@acme.example"
 ANALYST = "analyst@acme.example"
@@ -65,6 +66,33 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         from tests.fixtures.service import reset_database
 
         reset_database(url)
+    return url
+
+
+@pytest.fixture
+def pg_database() -> str:
+    """The PostgreSQL store of ELEGERE_TEST_DATABASE_URL, emptied (skips without it): for
+    tests whose processes share one server database."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL run skipped: set {PG_ENV}")
+    from tests.fixtures.service import reset_database
+
+    reset_database(url)
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis database of ELEGERE_TEST_REDIS_URL (db 15 by default), emptied; skips
+    when no Redis answers there."""
+    import redis
+
+    url = os.environ.get(REDIS_ENV, "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.RedisError as exc:
+        pytest.skip(f"No Redis at {url} ({exc}); set {REDIS_ENV}")
     return url
 
 

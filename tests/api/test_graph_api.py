@@ -4,10 +4,7 @@ the local identity provider and Graph endpoint that verify the signed client ass
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import subprocess
-import sys
+import contextlib
 import threading
 import time
 
@@ -23,6 +20,7 @@ from elegere_widgets.models import EmailServer, EmailServerPatch, GraphServerSpe
 from elegere_widgets.server.store.tables import EmailServerRow
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_cer, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
+from tests.fixtures.processes import Serving, clean_env, serving
 from tests.fixtures.service import RunningService
 
 SALES = "ws_sales"
@@ -229,34 +227,17 @@ def test_the_list_shows_each_server_exactly_as_getting_it_does(
     assert "password" not in by_id["srv_sales_mailer"]["settings"]
 
 
-def _serve_in_another_process(service: RunningService) -> tuple[subprocess.Popen[bytes], str]:
+def _serve_in_another_process(
+    service: RunningService,
+) -> contextlib.AbstractContextManager[Serving]:
     """A second ``elegere serve`` on the same store and key: a process of its own, so that
     its CPU-bound certificate load holds neither this process's interpreter nor its threads."""
     settings = service.ctx.settings
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")}
-    env |= {
-        "ELEGERE_DATA_DIR": str(settings.data_dir),
-        "ELEGERE_DATABASE_URL": settings.resolved_database_url(),
-    }
-    command = [sys.executable, "-m", "elegere_widgets.server.cli", "serve", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*command, "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    env = clean_env(
+        ELEGERE_DATA_DIR=str(settings.data_dir),
+        ELEGERE_DATABASE_URL=settings.resolved_database_url(),
     )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(f"{url}/healthz", timeout=1)
-            return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the second service did not start")
+    return serving(None, env)
 
 
 def test_the_certificate_is_loaded_outside_the_write_transaction(
@@ -271,30 +252,28 @@ def test_the_certificate_is_loaded_outside_the_write_transaction(
     rounds = (MAX_KDF_ROUNDS - 4 * 2048) // 4 - 1000
     slow = to_pfx(cert, password=PFX_PASSWORD, legacy=True, rounds=rounds)
     other = next(s for s in admin.email_servers.list(SALES) if s.name == "Sales Mailer")
-    proc, url = _serve_in_another_process(service)
-    try:
-        with Client(url, service.tokens[ADMIN], timeout=60) as elsewhere:
-            patched: list[EmailServer] = []
-            patching = threading.Thread(
-                target=lambda: patched.append(
-                    elsewhere.email_servers.update(
-                        SALES,
-                        server.id,
-                        EmailServerPatch(settings={"certificate": slow}),
-                        version=server.version,
-                    )
+    with (
+        _serve_in_another_process(service) as second,
+        Client(second.url, service.tokens[ADMIN], timeout=60) as elsewhere,
+    ):
+        patched: list[EmailServer] = []
+        patching = threading.Thread(
+            target=lambda: patched.append(
+                elsewhere.email_servers.update(
+                    SALES,
+                    server.id,
+                    EmailServerPatch(settings={"certificate": slow}),
+                    version=server.version,
                 )
             )
-            patching.start()
-            time.sleep(0.2)  # the other process reads, then loads the certificate
-            renamed = admin.email_servers.update(
-                SALES, other.id, EmailServerPatch(name="Sales Mailer 2"), version=other.version
-            )
-            answered_first = patching.is_alive()
-            patching.join(60)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        )
+        patching.start()
+        time.sleep(0.2)  # the other process reads, then loads the certificate
+        renamed = admin.email_servers.update(
+            SALES, other.id, EmailServerPatch(name="Sales Mailer 2"), version=other.version
+        )
+        answered_first = patching.is_alive()
+        patching.join(60)
     assert renamed.name == "Sales Mailer 2"
     assert answered_first, "the rename waited for the certificate upload to finish loading"
     assert patched and patched[0].settings.certificate_info is not None  # type: ignore[union-attr]

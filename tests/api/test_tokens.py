@@ -5,9 +5,7 @@ The CLI runs as an operator runs it, against the store of the running service.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -18,20 +16,14 @@ from elegere_widgets.client import Client
 from elegere_widgets.errors import AuthenticationRequired
 from elegere_widgets.server.security import hash_token, new_id, new_token
 from elegere_widgets.server.store.tables import ApiToken, User
+from tests.fixtures.processes import elegere as run_elegere
 from tests.fixtures.service import RunningService
 
 ADMIN = "admin@acme.example"
 
 
 def elegere(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "elegere_widgets.server.cli", *args, "--database", database_url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_elegere(*args, "--database", database_url)
 
 
 def _me(service: RunningService, token: str) -> int:

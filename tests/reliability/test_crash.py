@@ -3,11 +3,7 @@ there and the store is consistent."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.conftest import ADMIN
+from tests.fixtures.processes import clean_env, elegere, serving, token_for
+
 # Starts the service as a process and SIGKILLs it in a burst of writes.
 pytestmark = pytest.mark.slow
 
@@ -23,114 +22,47 @@ SALES = "ws_sales"
 SERVERS = ("srv_sales_mailer",)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(cwd: Path, port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "elegere_widgets.server.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-
-
-def _wait_up(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{url}/healthz", timeout=1)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def _token(cwd: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "elegere_widgets.server.cli",
-            "token",
-            "create",
-            "--user",
-            "admin@acme.example",
-        ],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
-
-
 def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")}
-    subprocess.run(
-        [sys.executable, "-m", "elegere_widgets.server.cli", "seed", "--demo"],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    token = _token(tmp_path)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = _start(tmp_path, port)
-    _wait_up(url)
-    acked: dict[str, tuple[int, int]] = {}  # server -> (version, n) last acknowledged
-    stop = threading.Event()
+    elegere("seed", "--demo", cwd=tmp_path, check=True)
+    token = token_for(ADMIN, tmp_path)
+    with serving(tmp_path, clean_env()) as service:
+        url = service.url
+        acked: dict[str, tuple[int, int]] = {}  # server -> (version, n) last acknowledged
+        stop = threading.Event()
 
-    def writer(server_id: str) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=f"{url}/api/v1", headers=headers, timeout=5) as http:
-            version = http.get(f"/workspaces/{SALES}/email-servers/{server_id}").json()["version"]
-            n = 0
-            while not stop.is_set():
-                n += 1
-                try:
-                    r = http.patch(
-                        f"/workspaces/{SALES}/email-servers/{server_id}",
-                        json={"settings": {"sender_address": f"s{n}@acme.example"}},
-                        headers={"If-Match": f'"{version}"'},
-                    )
-                except httpx.TransportError:
-                    return  # the service is gone
-                if r.status_code == 200:
-                    version = r.json()["version"]
-                    acked[server_id] = (version, n)
+        def writer(server_id: str) -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=f"{url}/api/v1", headers=headers, timeout=5) as http:
+                version = http.get(f"/workspaces/{SALES}/email-servers/{server_id}").json()[
+                    "version"
+                ]
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    try:
+                        r = http.patch(
+                            f"/workspaces/{SALES}/email-servers/{server_id}",
+                            json={"settings": {"sender_address": f"s{n}@acme.example"}},
+                            headers={"If-Match": f'"{version}"'},
+                        )
+                    except httpx.TransportError:
+                        return  # the service is gone
+                    if r.status_code == 200:
+                        version = r.json()["version"]
+                        acked[server_id] = (version, n)
 
-    threads = [threading.Thread(target=writer, args=(s,)) for s in SERVERS]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 20
-    while len(acked) < len(SERVERS) or min(v for v, _ in acked.values()) < 20:
-        assert time.monotonic() < deadline, "the writes did not get going"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-    stop.set()
-    for t in threads:
-        t.join(10)
+        threads = [threading.Thread(target=writer, args=(s,)) for s in SERVERS]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while len(acked) < len(SERVERS) or min(v for v, _ in acked.values()) < 20:
+            assert time.monotonic() < deadline, "the writes did not get going"
+            time.sleep(0.05)
+        service.process.send_signal(signal.SIGKILL)
+        service.process.wait(10)
+        stop.set()
+        for t in threads:
+            t.join(10)
 
     engine = create_engine(f"sqlite:///{tmp_path / '.elegere' / 'elegere.db'}")
     with engine.connect() as conn:
@@ -146,15 +78,9 @@ def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> No
     engine.dispose()
 
     # And the service starts again on that store and serves it.
-    port = _free_port()
-    proc = _start(tmp_path, port)
-    try:
-        _wait_up(f"http://127.0.0.1:{port}")
+    with serving(tmp_path, clean_env()) as restarted:
         r = httpx.get(
-            f"http://127.0.0.1:{port}/api/v1/workspaces/{SALES}/email-servers",
+            f"{restarted.url}/api/v1/workspaces/{SALES}/email-servers",
             headers={"Authorization": f"Bearer {token}"},
         )
         assert r.status_code == 200 and len(r.json()) == 2
-    finally:
-        proc.terminate()
-        proc.wait(10)

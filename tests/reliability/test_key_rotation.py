@@ -7,9 +7,6 @@ restart every stored secret opens: each server sends a real message through its 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,60 +15,43 @@ import httpx
 import pytest
 
 from elegere_widgets.client import Client
+from tests.conftest import ADMIN
 from tests.fixtures.certs import Pki
+from tests.fixtures.processes import Serving, clean_env, elegere, start_serving, token_for
 from tests.fixtures.smtp import SmtpPeer
 
-from .test_crash import _free_port, _token, _wait_up
-
 SALES = "ws_sales"
-ELEGERE = [sys.executable, "-m", "elegere_widgets.server.cli"]
 
 
 def _env(pki: Pki) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")}
-    return env | {"ELEGERE_SMTP_CA_FILE": str(pki.ca.cert_path)}
+    return clean_env(ELEGERE_SMTP_CA_FILE=str(pki.ca.cert_path))
 
 
 class Service:
+    """``elegere serve`` on one store, stopped and started again by the test."""
+
     def __init__(self, cwd: Path, pki: Pki) -> None:
         self.cwd, self.pki = cwd, pki
-        self.proc: subprocess.Popen[str] | None = None
-        self.url = ""
+        self.running: Serving | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.running is not None
+        return self.running.url
 
     def start(self) -> None:
-        port = _free_port()
-        self.proc = subprocess.Popen(
-            [
-                *ELEGERE,
-                "serve",
-                "--port",
-                str(port),
-                "--egress-allow",
-                "127.0.0.0/8",
-                "--egress-allow-port",
-                "1024-65535",
-                "--log-level",
-                "warning",
-            ],
-            cwd=self.cwd,
-            env=_env(self.pki),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self.url = f"http://127.0.0.1:{port}"
-        _wait_up(self.url)
+        egress = ["--egress-allow", "127.0.0.0/8", "--egress-allow-port", "1024-65535"]
+        self.running = start_serving(self.cwd, _env(self.pki), *egress)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(15)
-            self.proc = None
+        if self.running is not None:
+            self.running.stop()
+            self.running = None
 
 
 @pytest.fixture
 def service(tmp_path: Path, pki: Pki) -> Iterator[Service]:
-    subprocess.run([*ELEGERE, "seed", "--demo"], cwd=tmp_path, env=_env(pki), check=True)
+    elegere("seed", "--demo", cwd=tmp_path, env=_env(pki), check=True)
     running = Service(tmp_path, pki)
     yield running
     running.stop()
@@ -87,20 +67,14 @@ def _add(client: Client, peer: SmtpPeer, name: str) -> str:
 def test_rotate_while_serving_then_restart_and_every_secret_opens(
     service: Service, peer: SmtpPeer, tmp_path: Path
 ) -> None:
-    token = _token(tmp_path)
+    token = token_for(ADMIN, tmp_path)
     key_file = tmp_path / ".elegere" / "secret.key"
     old_key = key_file.read_bytes().strip()
     service.start()
     with Client(service.url, token, timeout=30) as client:
         before = _add(client, peer, "Before rotation")
 
-        rotated = subprocess.run(
-            [*ELEGERE, "rotate-key"],
-            cwd=tmp_path,
-            env=_env(service.pki),
-            capture_output=True,
-            text=True,
-        )
+        rotated = elegere("rotate-key", cwd=tmp_path, env=_env(service.pki))
         assert rotated.returncode == 0, rotated.stderr
         assert "without a restart" in rotated.stderr
         new_key = key_file.read_bytes().strip()

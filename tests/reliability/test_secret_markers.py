@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,13 +27,13 @@ from elegere_widgets.models import (
 from tests.fixtures.certs import Pki, make_pki
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
+from tests.fixtures.processes import clean_env, elegere
 from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import SmtpPeer
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 SALES = "ws_sales"
-CLI = [sys.executable, "-m", "elegere_widgets.server.cli"]
 ADMIN = "admin@acme.example"
 MAILBOX = SALES_MAILBOX
 
@@ -231,15 +228,15 @@ def test_no_secret_marker_leaks_anywhere(
     assert len(frames["servers_frame"]) >= 4 and len(frames["deliveries_frame"]) >= 4
 
     # The CLI of the same store (same data dir, so the same key).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")}
-    env["ELEGERE_DATA_DIR"] = str(tmp_path / "data")
-    cli = subprocess.run(
-        [*CLI, "token", "create", "--user", ADMIN, "--database", database_url],
+    cli = elegere(
+        "token",
+        "create",
+        "--user",
+        ADMIN,
+        "--database",
+        database_url,
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        env=clean_env(ELEGERE_DATA_DIR=str(tmp_path / "data")),
     )
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.startswith("elg_")

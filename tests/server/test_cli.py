@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-ELEGERE = [sys.executable, "-m", "elegere_widgets.server.cli"]
+from tests.fixtures.processes import clean_env, elegere, serving
 
 
 def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")} | env
-    return subprocess.run(
-        [*ELEGERE, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
-    )
+    return elegere(*args, cwd=cwd, env=clean_env(**env))
 
 
 @pytest.mark.slow
@@ -47,51 +40,25 @@ def test_bad_secret_key_is_a_plain_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_demo_prints_address_and_working_tokens(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")}
-    proc = subprocess.Popen(
-        [*ELEGERE, "serve", "--demo", "--port", str(port), "--log-level", "warning"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with serving(tmp_path, clean_env(), "--demo", stdout=subprocess.PIPE) as service:
+        proc = service.process
         lines: list[str] = []
         assert proc.stdout is not None
         while not any("analyst@acme.example" in line for line in lines):
             line = proc.stdout.readline()
             if not line:
-                pytest.fail("serve exited early:\n" + "".join(lines))
+                pytest.fail("serve exited early:\n" + "".join(lines) + service.stderr())
             lines.append(line)
         output = "".join(lines)
-        assert f"http://127.0.0.1:{port}" in output
+        assert service.url in output
         token = re.search(r"admin@acme\.example\s+(elg_\S+)", output)
         assert token, output
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                r = httpx.get(
-                    f"http://127.0.0.1:{port}/api/v1/workspaces",
-                    headers={"Authorization": f"Bearer {token.group(1)}"},
-                )
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        r = httpx.get(
+            f"{service.url}/api/v1/workspaces",
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+        )
         assert [w["name"] for w in r.json()] == ["Sales"]
-    finally:
-        proc.terminate()
-        proc.wait(10)
     assert proc.returncode in (0, -15)
 
 

@@ -17,8 +17,9 @@ from elegere_widgets.server.config import Settings
 from elegere_widgets.server.context import ServiceContext
 from elegere_widgets.server.seed import seed_demo
 from elegere_widgets.server.store.db import migrate
+from tests.fixtures.processes import free_port
 
-from .test_cli import _free_port, run
+from .test_cli import run
 
 
 def _mode(path: Path) -> int:
@@ -30,7 +31,7 @@ def test_a_missing_key_for_a_store_with_secrets_is_refused_not_made(tmp_path: Pa
     key_file = tmp_path / ".elegere" / "secret.key"
     key_file.unlink()
 
-    for args in (["serve", "--port", str(_free_port())], ["rotate-key"], ["migrate"]):
+    for args in (["serve", "--port", str(free_port())], ["rotate-key"], ["migrate"]):
         result = run(args, tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert f"{key_file} does not exist" in result.stderr

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,10 +15,8 @@ from elegere_widgets.server.context import ServiceContext
 from elegere_widgets.server.store.tables import MessageRow
 from elegere_widgets.server.worker.queue import HueyQueue, build_huey
 from tests.fixtures.messages import add_message, add_peer_server, make_store, message_ids_at
+from tests.fixtures.processes import ELEGERE, clean_env, elegere
 from tests.fixtures.smtp import SmtpPeer
-
-REDIS_ENV = "ELEGERE_TEST_REDIS_URL"
-PG_ENV = "ELEGERE_TEST_DATABASE_URL"
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -33,15 +29,14 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float = 120.0) -> 
 
 
 def worker_env(ctx: ServiceContext, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "ELEGERE_DATABASE_URL": ctx.settings.resolved_database_url(),
-        "ELEGERE_DATA_DIR": str(ctx.settings.data_dir),
-        "ELEGERE_EGRESS_ALLOW": "127.0.0.0/8",
-        "ELEGERE_EGRESS_ALLOW_PORTS": "1024-65535",
-        "ELEGERE_LEASE_S": "3",
-        "ELEGERE_SWEEP_INTERVAL_S": "0.5",
-    }
+    env = clean_env(
+        ELEGERE_DATABASE_URL=ctx.settings.resolved_database_url(),
+        ELEGERE_DATA_DIR=str(ctx.settings.data_dir),
+        ELEGERE_EGRESS_ALLOW="127.0.0.0/8",
+        ELEGERE_EGRESS_ALLOW_PORTS="1024-65535",
+        ELEGERE_LEASE_S="3",
+        ELEGERE_SWEEP_INTERVAL_S="0.5",
+    )
     if ctx.settings.queue_url:
         env["ELEGERE_QUEUE_URL"] = ctx.settings.queue_url
     env.update(extra)
@@ -56,14 +51,7 @@ class Workers:
     def start(self, ctx: ServiceContext, threads: int = 4) -> subprocess.Popen[bytes]:
         log = open(self.tmp_path / f"worker{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "elegere_widgets.server.cli",
-                "worker",
-                "--threads",
-                str(threads),
-            ],
+            [*ELEGERE, "worker", "--threads", str(threads)],
             env=worker_env(ctx),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -139,18 +127,11 @@ def test_sigkill_mid_batch_loses_nothing(
 
 
 def test_the_worker_refuses_an_unmigrated_store(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ELEGERE_DATA_DIR": str(tmp_path),
-        "ELEGERE_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "elegere_widgets.server.cli", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    env = clean_env(
+        ELEGERE_DATA_DIR=str(tmp_path),
+        ELEGERE_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}",
     )
+    done = elegere("worker", env=env)
     assert done.returncode == 2
     assert "run `elegere migrate`" in done.stderr
 
@@ -163,19 +144,14 @@ def test_sigterm_stops_the_worker(store: ServiceContext, workers: Workers) -> No
     assert proc.wait(20) == 0
 
 
-@pytest.mark.skipif(
-    not (os.environ.get(PG_ENV) and os.environ.get(REDIS_ENV)),
-    reason=f"set {PG_ENV} and {REDIS_ENV} (e.g. redis://127.0.0.1:6379/15) for this run",
-)
 def test_two_workers_on_postgresql_and_redis_send_each_message_once(
-    tmp_path: Path, workers: Workers, capsys: pytest.CaptureFixture[str]
+    pg_database: str,
+    redis_url: str,
+    tmp_path: Path,
+    workers: Workers,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.fixtures.service import reset_database
-
-    url = os.environ[PG_ENV]
-    redis_url = os.environ[REDIS_ENV]
-    reset_database(url)
-    ctx = make_store(url, tmp_path, queue_url=redis_url)
+    ctx = make_store(pg_database, tmp_path, queue_url=redis_url)
     build_huey(ctx.settings).flush()
     try:
         with SmtpPeer("plain") as sink:
