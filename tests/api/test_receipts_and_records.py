@@ -4,13 +4,18 @@ stored, from that server's own scope; a stored secret goes out only with its sto
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from elegere_widgets.client import Client
 from elegere_widgets.errors import InvalidSettings, ServiceError, TestRequired
 from elegere_widgets.server.seed import ORG_ID
+from tests.conftest import ADMIN
+from tests.fixtures.certs import Pki
+from tests.fixtures.processes import clean_env, elegere, serving, token_for
 from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import SmtpPeer
 
@@ -69,6 +74,55 @@ def test_racing_creates_with_one_receipt_add_one_server(
         t.join()
     assert sorted(statuses) == [201, 428, 428, 428]
     assert sum(s.name.startswith("Racer") for s in admin.email_servers.list(SALES)) == 1
+
+
+def test_racing_creates_with_one_receipt_on_two_processes_add_one_server(
+    pg_database: str, pki: Pki, peer: SmtpPeer, tmp_path: Path
+) -> None:
+    """Two `elegere serve` replicas on one PostgreSQL store: a receipt from one is spent by
+    the one create it allows, whichever replica that create reaches."""
+    env = clean_env(
+        ELEGERE_DATABASE_URL=pg_database,
+        ELEGERE_SECRET_KEY=Fernet.generate_key().decode(),  # what every replica shares
+        ELEGERE_SMTP_CA_FILE=str(pki.ca.cert_path),
+        ELEGERE_EGRESS_ALLOW="127.0.0.0/8",
+        ELEGERE_EGRESS_ALLOW_PORTS=str(peer.port),
+    )
+    elegere("seed", "--demo", cwd=tmp_path, env=env, check=True)
+    api_token = token_for(ADMIN, tmp_path, env)
+    headers = {"Authorization": f"Bearer {api_token}"}
+    per_process = 4
+    with serving(tmp_path, env) as one, serving(tmp_path, env) as two:
+        with Client(one.url, api_token, timeout=30) as admin:
+            before = len(admin.email_servers.list(SALES))
+            receipt = admin.email_servers.test(SALES, peer.spec()).test_token
+        assert receipt
+        statuses: list[int] = []
+        start = threading.Barrier(2 * per_process)
+
+        def create(url: str, i: int) -> None:
+            body = {**peer.spec(name=f"Racer {i}").to_wire(), "test_token": receipt}
+            start.wait()
+            r = httpx.post(
+                f"{url}/api/v1/workspaces/{SALES}/email-servers",
+                json=body,
+                headers=headers,
+                timeout=30,
+            )
+            statuses.append(r.status_code)
+
+        urls = [one.url, two.url] * per_process
+        threads = [threading.Thread(target=create, args=(u, i)) for i, u in enumerate(urls)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        listed = httpx.get(
+            f"{two.url}/api/v1/workspaces/{SALES}/email-servers", headers=headers
+        ).json()
+    assert sorted(statuses) == [201] + [428] * (2 * per_process - 1), statuses
+    assert len(listed) == before + 1
+    assert sum(s["name"].startswith("Racer") for s in listed) == 1
 
 
 @pytest.mark.parametrize(
