@@ -14,19 +14,16 @@ default), so national clouds and tests can point elsewhere. The scope stays Grap
 
 from __future__ import annotations
 
-import re
-import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote
 
 import jwt
-import msal
 import requests
 
 from ..models import ConnectionTestResult, GraphSettings, Stage
 from ..models.fields import SECRET_MASK
-from .certificates import CertificateError, LoadedCredential, certificate_info, load_credential
+from .app_token import PUBLIC_AUTHORITY_HOST, AppRegistration, AppSignIn
 from .smtp import SendOutcome
 from .stages import Budget, Failure, StageFailed, StageRecorder
 
@@ -40,32 +37,9 @@ __all__ = [
     "test_graph",
 ]
 
-PUBLIC_AUTHORITY_HOST = "https://login.microsoftonline.com"
 PUBLIC_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 MASK = SECRET_MASK
-
-T = TypeVar("T")
-
-#: What an AADSTS code means for the admin. {tenant}, {client_id} and {sha1} are filled in.
-_AADSTS_HINTS: dict[str, str] = {
-    "90002": "Tenant not found: check Tenant ID (Directory (tenant) ID on the app "
-    "registration's Overview page, or a verified domain of that tenant).",
-    "900023": "Tenant ID is not a valid tenant: use the Directory (tenant) ID GUID.",
-    "700016": "App not found in this tenant: check Client ID (Application (client) ID on the "
-    "app registration's Overview page) and that the app is registered in tenant {tenant}.",
-    "700027": "Certificate not uploaded to the app registration: in Azure, open the app "
-    "registration → Certificates & secrets → Certificates and upload the .cer of this "
-    "certificate (thumbprint {sha1}), or check that the one there has not expired.",
-    "700024": "The sign-in was refused as outside its valid time: check this server's clock.",
-    "7000112": "The app is disabled in this tenant: enable it under Enterprise applications → "
-    "Properties → Enabled for users to sign in.",
-    "53003": "A Conditional Access policy blocks this app: ask the tenant's administrator to "
-    "allow it.",
-    "500011": "Microsoft Graph is not available to this tenant's apps; check the Tenant ID.",
-    "7000215": "The app registration expects a certificate: upload the .pfx here and its .cer "
-    "in Azure.",
-}
 
 _MAILBOX_NOT_FOUND = (
     "Mailbox not found: check Account; it must be the address of an existing Exchange Online "
@@ -184,7 +158,7 @@ def send_graph_message(
 # ---------------------------------------------------------------- one run, stage by stage
 
 
-class _GraphRun:
+class _GraphRun(AppSignIn):
     def __init__(
         self,
         settings: GraphSettings,
@@ -195,80 +169,25 @@ class _GraphRun:
         scope: str,
         progress: Callable[[Stage], None] | None,
     ) -> None:
-        self.s = settings
-        self.authority_host = authority_host.rstrip("/")
-        self.graph = graph_base_url.rstrip("/")
-        self.budget = Budget(budget_s)
-        self.ca_bundle = ca_bundle
-        self.scope = scope
-        # Every write-only setting that is set (the file as base64); the token joins later.
-        self.secrets: list[str] = list(settings.secrets().values())
-        self.recorder = StageRecorder(
-            "microsoft_graph", explain=self._explain, progress=progress, redact=self._redact
+        super().__init__(
+            AppRegistration.of(settings),
+            authority_host=authority_host,
+            budget=Budget(budget_s),
+            ca_bundle=ca_bundle,
+            scope=scope,
         )
-        self.sha1 = "(unknown)"
+        self.s = settings
+        self.graph = graph_base_url.rstrip("/")
+        self.recorder: StageRecorder = StageRecorder(
+            "microsoft_graph", explain=self._explain, progress=progress, redact=self.redact
+        )
 
     # ------------------------------------------------ stages
-
-    def certificate(self) -> LoadedCredential:
-        with self.recorder.stage("certificate") as st:
-            if self.s.certificate is None:
-                raise StageFailed(
-                    Failure(
-                        "No certificate",
-                        "Upload the .pfx (or .p12, or a "
-                        ".pem with the key) of the app registration.",
-                    )
-                )
-            data = self.s.certificate.get_secret_value()
-            password = self.s.certificate_password
-            try:
-                # Inside the budget like every other stage: a file may ask for up to
-                # MAX_KDF_ROUNDS of password derivation before it is open.
-                credential = self._call(
-                    lambda: load_credential(
-                        data,
-                        password=password.get_secret_value() if password else None,
-                        alias=self.s.certificate_alias,
-                    ),
-                    "certificate",
-                    late=Failure(
-                        "The certificate could not be opened within the time budget "
-                        f"({self.budget.describe()})",
-                        "Export the .pfx again with your tool's default encryption settings.",
-                    ),
-                )
-            except CertificateError as exc:
-                raise StageFailed(
-                    Failure(type(exc).__doc__ or "Unusable certificate", exc.message)
-                ) from None
-            info = certificate_info(credential)
-            self.sha1 = info.thumbprint_sha1
-            alias = f" (alias {credential.alias!r})" if credential.alias else ""
-            st.detail = (
-                f"{info.subject}{alias}, thumbprint {info.thumbprint_sha1}, valid until "
-                f"{info.not_after:%Y-%m-%d} ({info.days_left} days left)"
-            )
-        return credential
-
-    def token(self, credential: LoadedCredential) -> str:
-        with self.recorder.stage("token") as st:
-            result = self._call(lambda: self._acquire(credential), self.authority_host)
-            if "access_token" not in result:
-                raise StageFailed(self._token_failure(result))
-            token = str(result["access_token"])
-            self.secrets.append(token)
-            minutes = int(result.get("expires_in", 0)) // 60
-            st.detail = (
-                f"Signed in as app {self.s.client_id} in tenant {self.s.tenant_id}; "
-                f"token valid for {minutes} min"
-            )
-        return token
 
     def mailbox(self, token: str) -> None:
         with self.recorder.stage("mailbox") as st:
             url = f"{self.graph}/users/{quote(self.s.account, safe='@')}"
-            response = self._call(lambda: self._http("GET", url, token), self.graph)
+            response = self.call(lambda: self._http("GET", url, token), self.graph)
             if response.status_code == 200:
                 user = _json(response)
                 address = user.get("mail") or user.get("userPrincipalName") or self.s.account
@@ -319,7 +238,7 @@ class _GraphRun:
                     "toRecipients": [{"emailAddress": {"address": to}}],
                 }
             }
-            response = self._call(lambda: self._http("POST", url, token, payload), self.graph)
+            response = self.call(lambda: self._http("POST", url, token, payload), self.graph)
             if response.status_code == 202:
                 st.detail = (
                     f"Accepted by Microsoft Graph for {to} (HTTP 202): queued for "
@@ -336,165 +255,21 @@ class _GraphRun:
 
     # ------------------------------------------------ network
 
-    def _session(self) -> requests.Session:
-        return _BudgetSession(self.budget, self.ca_bundle)
-
-    def _acquire(self, credential: LoadedCredential) -> dict[str, Any]:
-        assert credential.private_key_pem is not None
-        session = self._session()
-        try:
-            # The constructor already fetches the tenant's OpenID configuration.
-            app = msal.ConfidentialClientApplication(
-                self.s.client_id,
-                authority=f"{self.authority_host}/{self.s.tenant_id}",
-                client_credential={
-                    # With the certificate, msal signs PS256 and names it by x5t#S256.
-                    "private_key": credential.private_key_pem.decode("ascii"),
-                    "public_certificate": credential.certificate_pem,
-                },
-                http_client=session,
-                instance_discovery=False,
-            )
-            result = app.acquire_token_for_client(scopes=[self.scope])
-            return dict(result or {})
-        finally:
-            session.close()
-
     def _http(
         self, method: str, url: str, token: str, payload: dict[str, Any] | None = None
     ) -> requests.Response:
-        with self._session() as session:
+        with self.session() as session:
             return session.request(
                 method, url, json=payload, headers={"Authorization": f"Bearer {token}"}
             )
 
-    def _call(self, fn: Callable[[], T], where: str, *, late: Failure | None = None) -> T:
-        """``fn()`` in a daemon thread; stop waiting for it when the budget is spent, and fail
-        with ``late`` (by default: no answer from ``where``)."""
-        results: list[T] = []
-        raised: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                results.append(fn())
-            except BaseException as exc:  # handed to the caller's thread below
-                raised.append(exc)
-
-        worker = threading.Thread(target=run, name=f"graph {where}", daemon=True)
-        worker.start()
-        worker.join(self.budget.remaining())
-        if raised:
-            raise raised[0]
-        if not results:
-            raise StageFailed(late or self._no_answer(where))
-        return results[0]
-
-    # ------------------------------------------------ explaining
-
-    def _hint(self, template: str) -> str:
-        return template.format(
-            tenant=self.s.tenant_id,
-            client_id=self.s.client_id,
-            sha1=self.sha1,
-            account=self.s.account,
-        )
-
-    def _no_answer(self, where: str) -> Failure:
-        host = urlsplit(where).netloc or where
-        return Failure(
-            f"No answer from {host} within the time budget ({self.budget.describe()})",
-            f"Check that this service can reach {host} over HTTPS (firewall, proxy).",
-        )
-
-    def _token_failure(self, result: dict[str, Any]) -> Failure:
-        description = str(result.get("error_description") or result.get("error") or "no token")
-        codes = result.get("error_codes") or []
-        number = str(codes[0]) if codes else _aadsts_number(description)
-        hint = _AADSTS_HINTS.get(number or "")
-        return Failure(
-            _first_sentence(description),
-            self._hint(hint) if hint else None,
-            f"AADSTS{number}" if number else result.get("error"),
-        )
-
     def _graph_failure(self, status: int, code: str | None, message: str) -> Failure:
         hint = _GRAPH_HINTS.get(code or "")
         detail = f"HTTP {status}: {message}" if message else f"HTTP {status}"
-        return Failure(detail, self._hint(hint) if hint else None, code or str(status))
+        return Failure(detail, self.hint(hint) if hint else None, code or str(status))
 
     def _explain(self, stage: str, exc: BaseException) -> Failure:
-        where = self.authority_host if stage == "token" else self.graph
-        host = urlsplit(where).netloc or where
-        if isinstance(exc, requests.exceptions.SSLError):
-            return Failure(
-                f"TLS with {host} failed: {_short(exc)}",
-                "The service does not trust the certificate it was shown: if a proxy inspects "
-                "TLS, give the service that proxy's CA bundle.",
-            )
-        if isinstance(exc, requests.exceptions.Timeout):
-            return self._no_answer(where)
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            return Failure(
-                f"Could not connect to {host}: {_short(exc)}",
-                f"Check that this service can reach {host} over HTTPS (firewall, proxy).",
-            )
-        text = _chain_text(exc)
-        number = _aadsts_number(text)
-        if (
-            stage == "token"
-            and isinstance(exc, ValueError)
-            and ("OIDC Discovery" in text or "authority configuration" in text)
-        ):
-            # msal raises ValueError when the tenant's OpenID configuration cannot be had:
-            # Entra ID answers an unknown tenant there, before any token is asked for.
-            status = _HTTP_STATUS.search(text)
-            detail = (
-                f"The identity provider does not know tenant {self.s.tenant_id}"
-                if number
-                else f"{host} has no OpenID configuration for tenant {self.s.tenant_id}"
-                + (f" (HTTP {status.group(1)})" if status else "")
-            )
-            known = number or "90002"
-            hint = _AADSTS_HINTS.get(known, _AADSTS_HINTS["90002"])
-            return Failure(detail, self._hint(hint), f"AADSTS{known}")
-        if number:
-            template = _AADSTS_HINTS.get(number)
-            return Failure(
-                _first_sentence(_short(exc)),
-                self._hint(template) if template else None,
-                f"AADSTS{number}",
-            )
-        return Failure(f"{type(exc).__name__}: {_short(exc)}")
-
-    def _redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, MASK)
-        return text
-
-
-class _BudgetSession(requests.Session):
-    """requests, bounded by the run's budget, trusting ``ca_bundle`` (or the public CAs).
-
-    ``trust_env`` is off: REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE would otherwise replace
-    ``verify`` on every request msal makes, and a proxy from the environment could see the
-    token.
-    """
-
-    def __init__(self, budget: Budget, ca_bundle: str | None) -> None:
-        super().__init__()
-        self.trust_env = False
-        self.verify = ca_bundle or True
-        self._budget = budget
-
-    def request(
-        self, method: str, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        remaining = self._budget.remaining()
-        if remaining <= 0:
-            raise requests.exceptions.Timeout("time budget spent")
-        kwargs["timeout"] = remaining
-        return super().request(method, url, *args, **kwargs)
+        return self.explain(stage, exc, self.authority_host if stage == "token" else self.graph)
 
 
 # ---------------------------------------------------------------- small parsers
@@ -525,35 +300,3 @@ def _graph_error(response: requests.Response) -> tuple[str | None, str]:
     if isinstance(error, dict):
         return error.get("code"), str(error.get("message") or "")[:300]
     return None, response.reason or ""
-
-
-_AADSTS = re.compile(r"AADSTS(\d+)")
-_HTTP_STATUS = re.compile(r"HTTP status: (\d{3})")
-
-
-def _aadsts_number(text: str) -> str | None:
-    match = _AADSTS.search(text)
-    return match.group(1) if match else None
-
-
-def _chain_text(exc: BaseException) -> str:
-    """The messages of an exception and the ones it was raised from or during."""
-    parts: list[str] = []
-    seen: BaseException | None = exc
-    while seen is not None and len(parts) < 5:
-        parts.append(str(seen))
-        seen = seen.__cause__ or seen.__context__
-    return " ".join(parts)
-
-
-def _first_sentence(description: str) -> str:
-    """An AADSTS description without its trace and correlation ids."""
-    text = " ".join(description.split())
-    for marker in (" Trace ID:", " Correlation ID:", " Timestamp:"):
-        text = text.split(marker, 1)[0]
-    return text[:400]
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] or type(exc).__name__

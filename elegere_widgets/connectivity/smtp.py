@@ -2,7 +2,9 @@
 
 One session serves both: ``test_smtp`` walks resolve → connect → tls → ehlo → authenticate →
 sender → recipient and leaves with RSET/QUIT, sending no message; ``send_smtp`` walks the same
-stages with the real recipient and adds ``data``. Network and protocol problems never raise:
+stages with the real recipient and adds ``data``. With Authentication OAuth 2.0 (Microsoft
+365) both start with certificate → token (the app's sign-in, shared with Microsoft Graph) and
+authenticate with AUTH XOAUTH2; a send takes the token from a cache while it is fresh. Network and protocol problems never raise:
 they become a failed stage whose hint names the field to change.
 
 Security rules kept here: the socket goes only to the address ``EgressPolicy.resolve`` checked;
@@ -18,21 +20,41 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING, Any
+
+import jwt
 
 from ..models import ConnectionTestResult, SmtpSettings, Stage
 from ..models.fields import SECRET_MASK
 from .egress import EgressPolicy
 from .smtp_hints import SmtpExplainer, bounded
-from .smtp_session import SmtpSession
-from .stages import Budget, StageFailed, StageRecorder
+from .smtp_session import BearerLogin, SmtpLogin, SmtpSession, xoauth2_response
+from .stages import Budget, Failure, StageFailed, StageRecorder
 
-__all__ = ["IMPLICIT_TLS_PORTS", "SendOutcome", "send_smtp", "test_smtp"]
+if TYPE_CHECKING:
+    from .app_token import AppSignIn, TokenCache
+
+__all__ = ["EXCHANGE_SCOPE", "IMPLICIT_TLS_PORTS", "SendOutcome", "send_smtp", "test_smtp"]
+
+#: The token's scope for SMTP AUTH XOAUTH2 at Exchange Online (app-only: /.default).
+EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
+PUBLIC_AUTHORITY_HOST = "https://login.microsoftonline.com"
 
 #: Ports where Use SSL means TLS from the first byte; elsewhere it means STARTTLS is required.
 IMPLICIT_TLS_PORTS: frozenset[int] = frozenset({465})
 MASK = SECRET_MASK
 #: The longest detail or hint a stage keeps: one reply's worth (DETAIL_MAX) and our words.
 STAGE_TEXT_MAX = 500
+
+
+@dataclass(frozen=True)
+class OAuthEndpoints:
+    """Where an OAuth 2.0 SMTP server's app signs in: the authority (national clouds and
+    tests point elsewhere), the CAs to trust for it (None: the public ones), the scope."""
+
+    authority_host: str = PUBLIC_AUTHORITY_HOST
+    ca_bundle: str | None = None
+    scope: str = EXCHANGE_SCOPE
 
 
 @dataclass
@@ -51,6 +73,7 @@ def test_smtp(
     ssl_context: ssl.SSLContext | None = None,
     progress: Callable[[Stage], None] | None = None,
     implicit_tls_ports: Collection[int] = IMPLICIT_TLS_PORTS,
+    oauth: OAuthEndpoints | None = None,
 ) -> ConnectionTestResult:
     """Check that these settings can send as ``sender_address``, without sending a message.
 
@@ -58,6 +81,8 @@ def test_smtp(
     service adds it. ``progress`` gets each stage as it ends. ``implicit_tls_ports`` are the
     ports where Use SSL means TLS from the first byte (465); on any other port it means
     STARTTLS is required. ``ssl_context`` defaults to ``ssl.create_default_context()``.
+    ``oauth`` says where an OAuth 2.0 server's app signs in (the public cloud by default); a
+    test always asks for a fresh token.
     """
     recorder = _run(
         settings,
@@ -68,6 +93,8 @@ def test_smtp(
         implicit_tls_ports=implicit_tls_ports,
         recipient=settings.sender_address,
         message=None,
+        oauth=oauth or OAuthEndpoints(),
+        token_cache=None,
     )
     return recorder.result()
 
@@ -85,13 +112,20 @@ def send_smtp(
     budget_s: float = 30.0,
     ssl_context: ssl.SSLContext | None = None,
     implicit_tls_ports: Collection[int] = IMPLICIT_TLS_PORTS,
+    oauth: OAuthEndpoints | None = None,
+    token_cache: TokenCache | None = None,
 ) -> SendOutcome:
     """Send one plain-text message from ``sender_address`` to ``to``.
 
     Raises ValueError, before any I/O, only when ``to`` or ``subject`` cannot be a header
-    (line breaks); every network or protocol problem is a failed ``SendOutcome``.
+    (line breaks); every network or protocol problem is a failed ``SendOutcome``. An OAuth
+    2.0 server's token comes from ``token_cache`` (the process's own by default) while fresh.
     """
     message = compose(settings.sender_address, to, subject, body)
+    if token_cache is None and settings.uses_certificate:
+        from .app_token import default_token_cache
+
+        token_cache = default_token_cache()
     recorder = _run(
         settings,
         egress=egress,
@@ -101,6 +135,8 @@ def send_smtp(
         implicit_tls_ports=implicit_tls_ports,
         recipient=to,
         message=message,
+        oauth=oauth or OAuthEndpoints(),
+        token_cache=token_cache,
     )
     failed = recorder.failed
     if failed is None:
@@ -124,9 +160,12 @@ def compose(sender: str, to: str, subject: str, body: str) -> EmailMessage:
     return message
 
 
-def _redactor(settings: SmtpSettings) -> Callable[[str], str]:
-    """Masks the secrets (the password), and the base64 forms AUTH LOGIN/PLAIN send them in."""
+def _redactor(settings: SmtpSettings, sign_in: AppSignIn | None) -> Callable[[str], str]:
+    """Masks the secrets (the password), and the base64 forms AUTH LOGIN/PLAIN send them in;
+    with OAuth 2.0 also the token and the XOAUTH2 response, once the token stage has them."""
     secrets = settings.secrets().values()
+    if sign_in is not None:
+        return lambda text: sign_in.redact(text)
     if not secrets:
         return lambda text: text
     account = settings.account
@@ -154,6 +193,8 @@ def _run(
     implicit_tls_ports: Collection[int],
     recipient: str,
     message: EmailMessage | None,
+    oauth: OAuthEndpoints,
+    token_cache: TokenCache | None,
 ) -> StageRecorder:
     budget = Budget(budget_s)
     ports = frozenset(implicit_tls_ports)
@@ -166,20 +207,65 @@ def _run(
         budget=budget,
         sender=settings.sender_address,
         recipient=recipient,
+        oauth=settings.uses_certificate,
+        account=settings.account,
+        client_id=settings.client_id or "",
+        tenant_id=settings.tenant_id or "",
     )
-    redact = _redactor(settings)
+    sign_in = _sign_in(settings, oauth, budget) if settings.uses_certificate else None
+    redact = _redactor(settings, sign_in)
+
+    def explain(stage: str, exc: BaseException) -> Failure:
+        if sign_in is not None and stage in ("certificate", "token"):
+            return sign_in.explain(stage, exc)
+        return explainer(stage, exc)
+
     recorder = StageRecorder(
         # Masked first, then cut: a cut could otherwise leave part of a secret unmasked.
         "smtp",
-        explain=explainer,
+        explain=explain,
         progress=progress,
         redact=lambda text: bounded(redact(text), STAGE_TEXT_MAX),
     )
-    session = SmtpSession(settings, egress, budget, recorder, explainer, ssl_context)
+    login: SmtpLogin | None = None
+    session: SmtpSession | None = None
     try:
+        if sign_in is not None:
+            sign_in.recorder = recorder
+            credential = sign_in.certificate()
+            token = sign_in.token(credential, cache=token_cache)
+            sign_in.secrets.append(
+                base64.b64encode(xoauth2_response(settings.account, token).encode()).decode()
+            )
+            explainer.token_claims = unverified_claims(token)
+            login = BearerLogin(settings.account, lambda: token)
+        session = SmtpSession(settings, egress, budget, recorder, explainer, ssl_context, login)
         session.run(recipient, message)
     except StageFailed:
         pass  # recorded already; the result says which stage and why
     finally:
-        session.close()
+        if session is not None:
+            session.close()
     return recorder
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """A token's claims, read without checking its signature: it came straight from the
+    authority over TLS, and only explains a refusal."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _sign_in(settings: SmtpSettings, oauth: OAuthEndpoints, budget: Budget) -> AppSignIn:
+    from .app_token import AppRegistration, AppSignIn  # msal is heavy: only for OAuth 2.0
+
+    return AppSignIn(
+        AppRegistration.of(settings),
+        authority_host=oauth.authority_host,
+        budget=budget,
+        ca_bundle=oauth.ca_bundle,
+        scope=oauth.scope,
+    )

@@ -8,15 +8,26 @@ Use SSL, Account, Password, Sender Address).
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .egress import EgressRefused, PortRefused, ResolveFailed
 from .smtp_transport import PinnedSMTP, ReplyTooLong
 from .stages import Budget, Failure
 
-__all__ = ["DETAIL_MAX", "SmtpExplainer", "bounded", "reply_detail"]
+__all__ = [
+    "DETAIL_MAX",
+    "SmtpExplainer",
+    "bounded",
+    "exchange_hint",
+    "exchange_password_note",
+    "is_exchange_online",
+    "reply_detail",
+]
 
 #: The most of a server's words a stage shows: enough for any real reply's first lines.
 DETAIL_MAX = 300
@@ -56,6 +67,107 @@ def reply_detail(code: int, message: bytes | str) -> str:
     return bounded(f"{code} {text}".strip() if code > 0 else text)
 
 
+# -------------------------------------------------------------- Microsoft 365 (Exchange Online)
+
+#: The host names of Exchange Online's SMTP client submission and its MX endpoints.
+_EXCHANGE_HOSTS = frozenset(
+    {"smtp.office365.com", "smtp-mail.outlook.com", "outlook.office365.com"}
+)
+_EXCHANGE_SUFFIXES = (".mail.protection.outlook.com",)
+
+#: What the app registration and Exchange need before AUTH XOAUTH2 works, in the order of
+#: Microsoft's setup guide for SMTP with OAuth (client credentials).
+OAUTH_SETUP = (
+    "in Azure, give the app registration the application permission SMTP.SendAsApp (Office 365 "
+    "Exchange Online) and grant admin consent; register its service principal in Exchange "
+    "(New-ServicePrincipal -AppId {client_id} -ObjectId <the enterprise application's object "
+    "ID>); give it permission on the mailbox (Add-MailboxPermission -Identity {account} -User "
+    "<service principal> -AccessRights FullAccess); and enable SMTP AUTH for the mailbox "
+    "(Set-CASMailbox -Identity {account} -SmtpClientAuthenticationDisabled $false)"
+)
+BASIC_AUTH_OFF = (
+    "Microsoft 365 has turned off password sign-in (Basic authentication) for SMTP in this "
+    "tenant: set Authentication to OAuth 2.0 (Microsoft 365) and sign in with an app "
+    "registration's certificate, or use the Microsoft Graph type"
+)
+PASSWORD_ENDS = (
+    "Note: Microsoft 365 turns off password sign-in for SMTP (by default from the end of "
+    "December 2026): set Authentication to OAuth 2.0 (Microsoft 365), or use the Microsoft "
+    "Graph type, before then"
+)
+
+
+def _has(text: str, status: str) -> bool:
+    """Whether the reply carries this enhanced status code (5.7.3 is not 5.7.30)."""
+    return re.search(rf"(?<![\d.]){re.escape(status)}(?![\d])", text) is not None
+
+
+def is_exchange_online(host: str) -> bool:
+    """Whether ``host`` is one of Exchange Online's SMTP endpoints."""
+    host = host.lower().rstrip(".")
+    return host in _EXCHANGE_HOSTS or host.endswith(_EXCHANGE_SUFFIXES)
+
+
+def exchange_password_note(host: str) -> str | None:
+    """What a passing password login on Exchange Online should say: it will stop working."""
+    return PASSWORD_ENDS if is_exchange_online(host) else None
+
+
+def exchange_hint(
+    code: int, text: str, *, oauth: bool, account: str, sender: str, client_id: str = ""
+) -> str | None:
+    """Advice for a reply Exchange Online gives (its enhanced code, or its words), else None.
+
+    ``text`` is the reply, lower case. Whatever the host: Microsoft's words are the evidence.
+    """
+    setup = OAUTH_SETUP.format(account=account, client_id=client_id or "<Client ID>")
+    if _has(text, "5.7.139") or _has(text, "5.7.30"):
+        if oauth:
+            return (
+                "Exchange Online refused SMTP AUTH for this mailbox or tenant: enable it for the "
+                f"mailbox (Set-CASMailbox -Identity {account} -SmtpClientAuthenticationDisabled "
+                "$false), and check that no authentication policy blocks it"
+            )
+        return BASIC_AUTH_OFF
+    if "sendasdenied" in text or _has(text, "5.7.60"):
+        who = "the app's service principal" if oauth else account
+        return (
+            f"Exchange does not let {who} send as {sender}: set Sender Address to {account}, "
+            f"or give {who} Send As permission on {sender} (Add-RecipientPermission -Identity "
+            f"{sender} -Trustee <{'service principal' if oauth else account}> -AccessRights "
+            "SendAs)"
+        )
+    if _has(text, "4.7.66"):
+        return (
+            "Exchange Online accepts only TLS 1.2 or later: check Use SSL, and that no proxy "
+            "between this service and Microsoft 365 downgrades TLS"
+        )
+    if _has(text, "4.3.2"):
+        return (
+            "Exchange Online is throttling this mailbox (at most three SMTP connections at a "
+            "time, and a limit on messages per minute): try again in a minute; spread "
+            "sending over time, or over more mailboxes"
+        )
+    if _has(text, "5.7.57"):
+        if oauth:
+            return f"Exchange did not take the sign-in: {setup}"
+        return "Exchange requires a login to send: enter Account and Password"
+    if _has(text, "5.7.3") and code == 535:
+        if oauth:
+            return f"Exchange refused the app's token: {setup}"
+        return (
+            "Check Account and Password; Microsoft 365 also refuses a login when SMTP AUTH is "
+            f"disabled for the mailbox (Set-CASMailbox -Identity {account} "
+            "-SmtpClientAuthenticationDisabled $false)"
+        )
+    if _has(text, "5.2.0") and "storedrv" in text:
+        return (
+            "Exchange could not submit the message from the mailbox (STOREDRV): see its reply; "
+            f"check that {account} is a licensed mailbox that may send as {sender}"
+        )
+    return None
+
+
 def _timed_out(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
@@ -76,6 +188,13 @@ class SmtpExplainer:
     sender: str
     recipient: str
     conn: PinnedSMTP | None = field(default=None, repr=False)
+    #: Signing in with AUTH XOAUTH2 (OAuth 2.0, Microsoft 365) rather than a password.
+    oauth: bool = False
+    account: str = ""
+    client_id: str = ""
+    tenant_id: str = ""
+    #: The claims of the token the token stage got (read, not verified: they only explain).
+    token_claims: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # -------------------------------------------------------------- shared wording
 
@@ -210,6 +329,18 @@ class SmtpExplainer:
             )
             return Failure(f"Not an SMTP reply: {detail}" if detail else "Not an SMTP reply", hint)
         transient = 400 <= code < 500
+        exchange = exchange_hint(
+            code,
+            text,
+            oauth=self.oauth,
+            account=self.account,
+            sender=self.sender,
+            client_id=self.client_id,
+        )
+        if exchange is not None and self.oauth and stage == "authenticate" and _has(text, "5.7.3"):
+            exchange = self._oauth_hint()  # the token says more than Exchange's 5.7.3 does
+        if exchange is not None:
+            return Failure(detail, exchange, str(code))
         if stage == "tls" and not self.implicit_tls:
             hint = (
                 "The server offered STARTTLS but refused it: try again later, or use port 465 "
@@ -242,7 +373,31 @@ class SmtpExplainer:
             hint = f"The server refused for now ({code}): try again in a few minutes. {hint}"
         return Failure(detail, hint, str(code))
 
+    def _oauth_hint(self) -> str:
+        roles = self.token_claims.get("roles") or []
+        if self.token_claims and "SMTP.SendAsApp" not in roles:
+            granted = ", ".join(map(str, roles)) or "none"
+            return (
+                "The app's token does not grant SMTP.SendAsApp (Exchange Online application "
+                f"permissions: {granted}): in the app registration open API permissions → Add "
+                "a permission → APIs my organization uses → Office 365 Exchange Online → "
+                "Application permissions → SMTP.SendAsApp, then Grant admin consent"
+            )
+        exp = self.token_claims.get("exp")
+        if isinstance(exp, int | float) and exp <= time.time():
+            return (
+                "The token had expired when the server checked it: check this service's clock "
+                "(it must be in time with the identity provider's), then test again"
+            )
+        setup = OAUTH_SETUP.format(account=self.account, client_id=self.client_id or "<Client ID>")
+        return (
+            f"The server refused the app's token: check that Tenant ID ({self.tenant_id}) is "
+            f"the tenant of {self.account}; then {setup}"
+        )
+
     def _auth_hint(self, code: int, text: str) -> str:
+        if self.oauth:
+            return self._oauth_hint()
         if code == 534 or "application-specific" in text or "app password" in text:
             return (
                 "The server wants an app password: create one for Account and enter it in Password"

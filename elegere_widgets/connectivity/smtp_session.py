@@ -6,16 +6,18 @@ import contextlib
 import email.policy
 import smtplib
 import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import NoReturn
 
 from ..models import SmtpSettings
 from .egress import EgressPolicy
-from .smtp_hints import SmtpExplainer, reply_detail
+from .smtp_hints import SmtpExplainer, exchange_password_note, reply_detail
 from .smtp_transport import PinnedSMTP, speaks_tls_first, wait_readable
 from .stages import Budget, Failure, StageFailed, StageRecorder
 
-__all__ = ["SmtpSession"]
+__all__ = ["BearerLogin", "PasswordLogin", "SmtpLogin", "SmtpSession", "xoauth2_response"]
 
 #: How long to wait for a greeting before asking, on a second connection, whether the port
 #: speaks TLS first. Real servers greet at once; waiting the whole budget would only delay
@@ -26,8 +28,45 @@ TLS_PROBE_S = 2.0
 GOODBYE_S = 1.0
 
 
+@dataclass(frozen=True)
+class PasswordLogin:
+    """AUTH PLAIN/LOGIN (smtplib picks) with Account and Password."""
+
+    account: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BearerLogin:
+    """AUTH XOAUTH2 with an OAuth 2.0 access token for Account; ``token`` is asked for when
+    the authenticate stage runs (a cached token, or one the token stage just got)."""
+
+    account: str
+    token: Callable[[], str] = field(repr=False)
+
+
+SmtpLogin = PasswordLogin | BearerLogin
+
+
+def xoauth2_response(account: str, token: str) -> str:
+    """The XOAUTH2 initial client response, before base64: ``user=…^Aauth=Bearer …^A^A``."""
+    return f"user={account}\x01auth=Bearer {token}\x01\x01"
+
+
+def login_of(settings: SmtpSettings) -> SmtpLogin | None:
+    """The password login of these settings, if they have a password (OAuth 2.0 settings
+    get a ``BearerLogin`` from whoever holds the token)."""
+    if settings.password is None:
+        return None
+    return PasswordLogin(settings.account, settings.password.get_secret_value())
+
+
 class SmtpSession:
-    """One SMTP conversation, one method per stage, in the order they run."""
+    """One SMTP conversation, one method per stage, in the order they run.
+
+    ``login`` says how the authenticate stage signs in: None takes the settings' password (no
+    AUTH without one); a ``BearerLogin`` signs in with AUTH XOAUTH2.
+    """
 
     def __init__(
         self,
@@ -37,8 +76,10 @@ class SmtpSession:
         recorder: StageRecorder,
         explainer: SmtpExplainer,
         ssl_context: ssl.SSLContext | None,
+        login: SmtpLogin | None = None,
     ) -> None:
         self.s = settings
+        self.login = login if login is not None else login_of(settings)
         self.egress = egress
         self.budget = budget
         self.rec = recorder
@@ -66,8 +107,8 @@ class SmtpSession:
         self._connect(conn)
         self._tls(conn)
         self._ehlo(conn)
-        if self.s.password is not None:
-            self._authenticate(conn)
+        if self.login is not None:
+            self._authenticate(conn, self.login)
         return conn
 
     def _resolve(self) -> PinnedSMTP:
@@ -159,21 +200,46 @@ class SmtpSession:
             )
             st.code = str(code)
 
-    def _authenticate(self, conn: PinnedSMTP) -> None:
-        assert self.s.password is not None
+    def _authenticate(self, conn: PinnedSMTP, login: SmtpLogin) -> None:
+        bearer = isinstance(login, BearerLogin)
         with self.rec.stage("authenticate") as st:
             if not conn.encrypted:
+                what = "Token" if bearer else "Password"
                 self._stop(
-                    "Password not sent: the connection is not encrypted",
-                    "A password is never sent in clear: check Use SSL, or use the port where the "
-                    "server offers STARTTLS (usually 587) or TLS (465)",
+                    f"{what} not sent: the connection is not encrypted",
+                    f"A {what.lower()} is never sent in clear: check Use SSL, or use the port "
+                    "where the server offers STARTTLS (usually 587) or TLS (465)",
                 )
             conn.arm()
+            if isinstance(login, BearerLogin):
+                offered = conn.esmtp_features.get("auth", "").upper().split()
+                if "XOAUTH2" not in offered:
+                    self._stop(
+                        f"The server does not offer AUTH XOAUTH2 (AUTH {' '.join(offered)})"
+                        if offered
+                        else "The server offers no AUTH",
+                        "OAuth 2.0 (Microsoft 365) needs a server that takes XOAUTH2, such as "
+                        "smtp.office365.com on port 587: check Server and Port, or set "
+                        "Authentication to Password",
+                    )
+                response = xoauth2_response(login.account, login.token())
+                # After a failure, a server may send its error as a challenge: the answer to
+                # it is empty, and the server then gives its final reply.
+                code, reply = conn.auth(
+                    "XOAUTH2",
+                    lambda challenge=None: response if challenge is None else "",
+                    initial_response_ok=True,
+                )
+                st.detail, st.code = f"XOAUTH2: {reply_detail(code, reply)}", str(code)
+                return
             try:
-                code, reply = conn.login(self.s.account, self.s.password.get_secret_value())
+                code, reply = conn.login(login.account, login.password)
             finally:
                 conn.forget_credentials()
             st.detail, st.code = reply_detail(code, reply), str(code)
+            note = exchange_password_note(self.s.server)
+            if note:
+                st.detail = f"{st.detail}. {note}"
 
     def _envelope(self, conn: PinnedSMTP, recipient: str) -> None:
         sender = self.s.sender_address

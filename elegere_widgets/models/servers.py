@@ -28,11 +28,14 @@ from pydantic import (
     Field,
     SecretBytes,
     SecretStr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from .connection import LastTest, ServerType
 from .fields import Placeholder, WriteOnlyBytes, WriteOnlySecret, labels, secret_fields
@@ -212,9 +215,85 @@ class _Settings(BaseModel):
         """The write-only fields, in their order."""
         return secret_fields(cls)
 
+    def used_secret_fields(self) -> tuple[str, ...]:
+        """The write-only fields these settings sign in with (``secrets_set`` lists them)."""
+        return self.secret_fields()
+
+
+def _decode_certificate(v: Any) -> Any:
+    if v is None or v == "" or v == b"":
+        return None
+    if isinstance(v, SecretBytes):
+        v = v.get_secret_value()
+    if isinstance(v, str):
+        try:
+            v = base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(
+                "Certificate must be the file's content in base64; upload the .pfx or .cer again."
+            ) from None
+    if isinstance(v, bytes | bytearray) and len(v) > CERTIFICATE_MAX_BYTES:
+        raise ValueError("Certificate file is over 1 MiB; upload the .pfx or .cer itself.")
+    return v
+
+
+def _blank_alias_is_none(v: Any) -> Any:
+    return v.strip() or None if isinstance(v, str) else v
+
+
+# What an app registration signing in with a certificate is made of, declared once: the
+# Microsoft Graph type and SMTP with OAuth 2.0 (Microsoft 365) both use these fields.
+_TENANT_ID = (
+    Placeholder("directory GUID or contoso.onmicrosoft.com"),
+    Field(title="Tenant ID", description="Directory (tenant) GUID or a verified domain."),
+)
+_CLIENT_ID = (
+    Placeholder("00000000-0000-0000-0000-000000000000"),
+    Field(title="Client ID", description="Application (client) GUID of the app registration."),
+)
+#: The app registration's certificate (write-only; base64 on the wire).
+CertificateFile = Annotated[
+    WriteOnlyBytes,
+    BeforeValidator(_decode_certificate),
+    Field(
+        title="Certificate",
+        description="Write-only: the .pfx/.p12, .pem or .cer/.crt file (base64 on the wire).",
+    ),
+]
+CertificateAlias = Annotated[
+    str | None,
+    BeforeValidator(_blank_alias_is_none),
+    Placeholder("only for a .pfx that holds several keys"),
+    Field(title="Certificate Alias", description="Friendly name of the key in a multi-key .pfx."),
+]
+CertificatePassword = Annotated[
+    WriteOnlySecret, Field(title="Certificate Password", description="Write-only, for a .pfx.")
+]
+TenantIdField = Annotated[TenantId, *_TENANT_ID]
+ClientIdField = Annotated[ClientId, *_CLIENT_ID]
+OptionalTenantIdField = Annotated[TenantId | None, *_TENANT_ID]
+OptionalClientIdField = Annotated[ClientId | None, *_CLIENT_ID]
+
+#: The fields of an app registration's sign-in, in the form's order.
+APP_CREDENTIAL_FIELDS = (
+    "tenant_id",
+    "client_id",
+    "certificate",
+    "certificate_alias",
+    "certificate_password",
+)
+
+Authentication = Literal["password", "oauth2"]
+
+#: The Authentication choice as the form shows it.
+AUTHENTICATION_LABELS: dict[str, str] = {
+    "password": "Password",
+    "oauth2": "OAuth 2.0 (Microsoft 365)",
+}
+
 
 class SmtpSettings(_Settings):
-    """The settings of an SMTP server."""
+    """The settings of an SMTP server: a password, or OAuth 2.0 with an app's certificate."""
 
     server: Annotated[Host, Placeholder("smtp.example.com")] = Field(
         title="Server", description="Host name or IP address, without a scheme."
@@ -229,8 +308,84 @@ class SmtpSettings(_Settings):
     sender_address: Annotated[SenderAddress, Placeholder("notifications@example.com")] = Field(
         title="Sender Address", description="The address mail is sent from."
     )
+    authentication: Authentication = Field(
+        "password",
+        title="Authentication",
+        description="password (Account and Password; the default) or oauth2 (Microsoft 365: "
+        "an app registration signs in with its certificate, AUTH XOAUTH2).",
+    )
     password: WriteOnlySecret = Field(
         None, title="Password", description="Write-only. Omit to send no AUTH."
+    )
+    tenant_id: OptionalTenantIdField = None
+    client_id: OptionalClientIdField = None
+    certificate: CertificateFile = None
+    certificate_alias: CertificateAlias = None
+    certificate_password: CertificatePassword = None
+
+    @model_validator(mode="after")
+    def _one_way_to_sign_in(self) -> SmtpSettings:
+        if self.authentication == "oauth2":
+            missing = [f for f in ("tenant_id", "client_id") if getattr(self, f) is None]
+            if self.password is not None or missing:
+                raise _field_errors(
+                    [(f, f"Enter the {FIELD_LABELS[f]}: OAuth 2.0 needs it.") for f in missing]
+                    + (
+                        [
+                            (
+                                "password",
+                                "Password is not used with OAuth 2.0: remove it (the app "
+                                "signs in with its certificate).",
+                            )
+                        ]
+                        if self.password is not None
+                        else []
+                    )
+                )
+        else:
+            given = [f for f in APP_CREDENTIAL_FIELDS if getattr(self, f) is not None]
+            if given:
+                raise _field_errors(
+                    [
+                        (
+                            f,
+                            f"{FIELD_LABELS[f]} is only used with OAuth 2.0: set "
+                            "Authentication to OAuth 2.0 (Microsoft 365), or remove it.",
+                        )
+                        for f in given
+                    ]
+                )
+        return self
+
+    @property
+    def uses_certificate(self) -> bool:
+        return self.authentication == "oauth2"
+
+    def used_secret_fields(self) -> tuple[str, ...]:
+        unused = other_sign_in_fields("smtp", self.authentication)
+        return tuple(f for f in self.secret_fields() if f not in unused)
+
+    def public(self) -> dict[str, Any]:
+        # A password server stores and shows what it always did: no empty OAuth fields.
+        public = super().public()
+        if self.authentication == "password":
+            for name in ("authentication", *APP_CREDENTIAL_FIELDS):
+                public.pop(name, None)
+        return public
+
+
+def _field_errors(errors: Sequence[tuple[str, str]]) -> ValidationError:
+    """Errors of a model's own fields, raised from a model validator, each at its field."""
+    return ValidationError.from_exception_data(
+        "SmtpSettings",
+        [
+            {
+                "type": PydanticCustomError("value_error", "{message}", {"message": message}),
+                "loc": (name,),
+                "input": None,
+            }
+            for name, message in errors
+        ],
     )
 
 
@@ -240,55 +395,22 @@ class GraphSettings(_Settings):
     account: Annotated[
         Mailbox, Placeholder("the mailbox mail is sent as: notifications@contoso.com")
     ] = Field(title="Account", description="The mailbox mail is sent as.")
-    tenant_id: Annotated[TenantId, Placeholder("directory GUID or contoso.onmicrosoft.com")] = (
-        Field(title="Tenant ID", description="Directory (tenant) GUID or a verified domain.")
-    )
-    client_id: Annotated[ClientId, Placeholder("00000000-0000-0000-0000-000000000000")] = Field(
-        title="Client ID", description="Application (client) GUID of the app registration."
-    )
-    certificate: WriteOnlyBytes = Field(
-        None,
-        title="Certificate",
-        description="Write-only: the .pfx/.p12, .pem or .cer/.crt file (base64 on the wire).",
-    )
-    certificate_alias: Annotated[
-        str | None, Placeholder("only for a .pfx that holds several keys")
-    ] = Field(
-        None, title="Certificate Alias", description="Friendly name of the key in a multi-key .pfx."
-    )
-    certificate_password: WriteOnlySecret = Field(
-        None, title="Certificate Password", description="Write-only, for a .pfx."
-    )
+    tenant_id: TenantIdField
+    client_id: ClientIdField
+    certificate: CertificateFile = None
+    certificate_alias: CertificateAlias = None
+    certificate_password: CertificatePassword = None
 
-    @field_validator("certificate", mode="before")
-    @classmethod
-    def _decode_certificate(cls, v: Any) -> Any:
-        if v is None or v == "" or v == b"":
-            return None
-        if isinstance(v, SecretBytes):
-            v = v.get_secret_value()
-        if isinstance(v, str):
-            try:
-                v = base64.b64decode(v, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError(
-                    "Certificate must be the file's content in base64; upload the .pfx or .cer again."
-                ) from None
-        if isinstance(v, bytes | bytearray) and len(v) > CERTIFICATE_MAX_BYTES:
-            raise ValueError("Certificate file is over 1 MiB; upload the .pfx or .cer itself.")
-        return v
-
-    @field_validator("certificate_alias", mode="before")
-    @classmethod
-    def _blank_alias_is_none(cls, v: Any) -> Any:
-        return v.strip() or None if isinstance(v, str) else v
+    @property
+    def uses_certificate(self) -> bool:
+        return True
 
 
 #: The fields that say where a secret goes. A stored secret is only ever sent to the endpoint it
 #: was entered for: otherwise "change Server to my host, then test" would hand the stored
 #: password to whoever runs that host.
 ENDPOINT_FIELDS: dict[str, tuple[str, ...]] = {
-    "smtp": ("server", "port", "account"),
+    "smtp": ("server", "port", "account", "authentication", "tenant_id", "client_id"),
     "microsoft_graph": ("tenant_id", "client_id", "account"),
 }
 
@@ -298,6 +420,14 @@ def moved_endpoint_fields(
 ) -> list[str]:
     """The endpoint fields whose value differs between the stored and the new settings."""
     return [f for f in ENDPOINT_FIELDS[server_type] if stored.get(f) != new.get(f)]
+
+
+def other_sign_in_fields(server_type: str, authentication: str | None) -> tuple[str, ...]:
+    """The fields of the way to sign in that ``authentication`` does not use: a change of
+    Authentication leaves the stored ones behind (a password does not follow to OAuth 2.0)."""
+    if server_type != "smtp":
+        return ()
+    return ("password",) if authentication == "oauth2" else APP_CREDENTIAL_FIELDS
 
 
 def reenter_secret_message(secret: str, moved: Sequence[str]) -> str:
@@ -451,16 +581,6 @@ def settings_to_wire(settings: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- out
 
 
-class SmtpSettingsView(BaseModel):
-    """SMTP settings as the service shows them: no password."""
-
-    server: str
-    port: int
-    use_ssl: bool
-    account: str
-    sender_address: str
-
-
 class CertificateInfo(BaseModel):
     """What may be shown of a certificate: never the key, the file or its password."""
 
@@ -470,6 +590,32 @@ class CertificateInfo(BaseModel):
     not_after: datetime
     days_left: int
     has_private_key: bool = True
+
+
+class SmtpSettingsView(BaseModel):
+    """SMTP settings as the service shows them: no password, no certificate."""
+
+    server: str
+    port: int
+    use_ssl: bool
+    account: str
+    sender_address: str
+    authentication: Authentication = "password"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    certificate_alias: str | None = None
+    certificate_info: CertificateInfo | None = None
+
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A password server reads as it always did (and as the stored document lists):
+        # the OAuth 2.0 fields appear only on a server that uses them.
+        dumped: dict[str, Any] = handler(self)
+        if self.authentication == "password":
+            for name in ("authentication", "tenant_id", "client_id", "certificate_alias"):
+                dumped.pop(name, None)
+            dumped.pop("certificate_info", None)
+        return dumped
 
 
 class GraphSettingsView(BaseModel):

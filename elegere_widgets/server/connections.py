@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..connectivity.smtp import SendOutcome, send_smtp, test_smtp
+from ..connectivity.smtp import OAuthEndpoints, SendOutcome, send_smtp, test_smtp
 from ..models import ConnectionTestResult, GraphSettings, SmtpSettings, Stage
 from .context import ServiceContext
 
@@ -17,6 +17,13 @@ TEST_BODY = (
 
 def _graph_ca_bundle(ctx: ServiceContext) -> str | None:
     return str(ctx.settings.graph_ca_file) if ctx.settings.graph_ca_file else None
+
+
+def smtp_oauth_endpoints(ctx: ServiceContext) -> OAuthEndpoints:
+    """Where an OAuth 2.0 SMTP server's app signs in: the same authority as Graph's."""
+    return OAuthEndpoints(
+        authority_host=ctx.settings.graph_authority_host, ca_bundle=_graph_ca_bundle(ctx)
+    )
 
 
 def run_connection_test(
@@ -33,6 +40,7 @@ def run_connection_test(
             budget_s=ctx.settings.test_budget_s,
             ssl_context=ctx.ssl_context(),
             progress=progress,
+            oauth=smtp_oauth_endpoints(ctx),
         )
     from ..connectivity.graph import test_graph  # msal is heavy: load it only for Graph
 
@@ -59,6 +67,7 @@ def send_test_message(
             egress=ctx.egress,
             budget_s=ctx.settings.send_budget_s,
             ssl_context=ctx.ssl_context(),
+            oauth=smtp_oauth_endpoints(ctx),
         )
     from ..connectivity.graph import send_graph
 

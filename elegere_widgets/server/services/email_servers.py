@@ -34,7 +34,6 @@ from ...errors import (
     TestRequired,
 )
 from ...models import (
-    SECRET_FIELDS,
     SETTINGS_BY_TYPE,
     ConnectionTestResult,
     EmailServer,
@@ -55,6 +54,7 @@ from ...models.servers import (
     SmtpServerSpec,
     SmtpSettingsView,
     moved_endpoint_fields,
+    other_sign_in_fields,
     reenter_secret_message,
     unreadable_secret_message,
 )
@@ -424,7 +424,7 @@ def _stored_public(row: EmailServerRow) -> dict[str, Any]:
 
 
 def _require_certificate(settings: AnySettings) -> None:
-    if isinstance(settings, GraphSettings) and settings.certificate is None:
+    if settings.uses_certificate and settings.certificate is None:
         raise InvalidSettings(
             field_errors=[
                 FieldError(
@@ -443,7 +443,7 @@ def _public_with_derived(settings: AnySettings) -> dict[str, Any]:
     CPU (key derivation): callers run it outside any store transaction.
     """
     public = settings.public()
-    if isinstance(settings, GraphSettings) and settings.certificate is not None:
+    if settings.uses_certificate and settings.certificate is not None:
         password = settings.certificate_password
         try:
             loaded = load_credential(
@@ -460,10 +460,16 @@ def _public_with_derived(settings: AnySettings) -> dict[str, Any]:
 
 
 def _reenter_missing_secrets(
-    row: EmailServerRow, given: Mapping[str, Any], moved: Sequence[str]
+    row: EmailServerRow, given: Mapping[str, Any], moved: Sequence[str], settings: AnySettings
 ) -> None:
-    # Which secrets are stored is known without decrypting them.
-    missing = [name for name, stored in row.secrets_set.items() if stored and name not in given]
+    # Which secrets are stored is known without decrypting them. Those of the other way to
+    # sign in are left behind, not carried: they need not be entered again.
+    unused = other_sign_in_fields(row.type, getattr(settings, "authentication", None))
+    missing = [
+        name
+        for name, stored in row.secrets_set.items()
+        if stored and name not in given and name not in unused
+    ]
     if moved and missing:
         raise InvalidSettings(
             field_errors=[
@@ -478,7 +484,7 @@ def _keep_secrets_with_their_server(
 ) -> None:
     """A saved change may not carry a stored secret to another server, account or tenant."""
     _reenter_missing_secrets(
-        row, given, moved_endpoint_fields(row.type, row.settings, settings.public())
+        row, given, moved_endpoint_fields(row.type, row.settings, settings.public()), settings
     )
 
 
@@ -491,7 +497,7 @@ def _send_secrets_only_as_stored(
     stored = _stored_public(row)
     new = settings.public()
     moved = [name for name in new if stored.get(name) != new[name]]
-    _reenter_missing_secrets(row, given, moved)
+    _reenter_missing_secrets(row, given, moved, settings)
 
 
 # ------------------------------------------------------------------ the commands
@@ -558,6 +564,8 @@ class EmailServerService:
                     ]
                 )
             stored_secrets = _stored_secrets(self.ctx, row, spec.settings.secrets())
+            unused = other_sign_in_fields(row.type, values.get("authentication"))
+            stored_secrets = {k: v for k, v in stored_secrets.items() if k not in unused}
             settings = _validate(spec.type, {**stored_secrets, **values})
             _send_secrets_only_as_stored(row, settings, spec.settings.secrets())
             # Only a test of the server as stored, by its own scope, is that server's record.
@@ -685,7 +693,7 @@ class EmailServerService:
             name_key=name.casefold(),
             settings=public,
             secrets_sealed=self.ctx.box.seal(secrets) if secrets else None,
-            secrets_set={f: f in secrets for f in SECRET_FIELDS[server_type]},
+            secrets_set={f: f in secrets for f in settings.used_secret_fields()},
             created_at=times[0] or now,
             updated_at=times[1] or times[0] or now,
             last_test=last_test,
@@ -732,6 +740,9 @@ class EmailServerService:
         self._check_version(row, expected_version)
         given = {k: v for k, v in patch.settings.items() if v is not None}
         stored = {**_stored_public(row), **_stored_secrets(self.ctx, row, given)}
+        authentication = given.get("authentication", stored.get("authentication"))
+        left = other_sign_in_fields(row.type, authentication)
+        stored = {k: v for k, v in stored.items() if k not in left}
         settings = _validate(row.type, {**stored, **given})
         _keep_secrets_with_their_server(row, settings, given)
         changed = sorted(
@@ -763,7 +774,7 @@ class EmailServerService:
             secrets = settings.secrets()
             row.settings = public
             row.secrets_sealed = self.ctx.box.seal(secrets) if secrets else None
-            row.secrets_set = {f: f in secrets for f in SECRET_FIELDS[row.type]}
+            row.secrets_set = {f: f in secrets for f in settings.used_secret_fields()}
             row.updated_at = _now()
             self._audit("update", server_id=row.id, changed_fields=changed + sorted(routing))
         try:
