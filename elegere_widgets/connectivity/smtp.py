@@ -34,7 +34,15 @@ from .stages import Budget, Failure, StageFailed, StageRecorder
 if TYPE_CHECKING:
     from .app_token import AppSignIn, TokenCache
 
-__all__ = ["EXCHANGE_SCOPE", "IMPLICIT_TLS_PORTS", "SendOutcome", "send_smtp", "test_smtp"]
+__all__ = [
+    "EXCHANGE_SCOPE",
+    "IMPLICIT_TLS_PORTS",
+    "OAuthEndpoints",
+    "SendOutcome",
+    "oauth_login",
+    "send_smtp",
+    "test_smtp",
+]
 
 #: The token's scope for SMTP AUTH XOAUTH2 at Exchange Online (app-only: /.default).
 EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
@@ -160,7 +168,7 @@ def compose(sender: str, to: str, subject: str, body: str) -> EmailMessage:
     return message
 
 
-def _redactor(settings: SmtpSettings, sign_in: AppSignIn | None) -> Callable[[str], str]:
+def _redactor(settings: SmtpSettings, sign_in: AppSignIn | None = None) -> Callable[[str], str]:
     """Masks the secrets (the password), and the base64 forms AUTH LOGIN/PLAIN send them in;
     with OAuth 2.0 also the token and the XOAUTH2 response, once the token stage has them."""
     secrets = settings.secrets().values()
@@ -247,6 +255,37 @@ def _run(
         if session is not None:
             session.close()
     return recorder
+
+
+def oauth_login(
+    settings: SmtpSettings,
+    *,
+    oauth: OAuthEndpoints,
+    budget: Budget,
+    token_cache: TokenCache | None = None,
+) -> BearerLogin:
+    """The XOAUTH2 login of OAuth 2.0 settings, for a sender that opens ``SmtpSession``s
+    itself (the worker): the token comes from the cache (the process's own by default) or the
+    authority when the authenticate stage runs; a failed sign-in fails that stage with the
+    certificate or token stage's words and hint."""
+
+    def token() -> str:
+        from .app_token import default_token_cache
+
+        sign_in = _sign_in(settings, oauth, budget)
+        recorder = StageRecorder("smtp", explain=sign_in.explain, redact=sign_in.redact)
+        sign_in.recorder = recorder
+        try:
+            credential = sign_in.certificate()
+            return sign_in.token(credential, cache=token_cache or default_token_cache())
+        except StageFailed as exc:
+            failed = recorder.failed
+            where = failed.name if failed is not None else "token"
+            raise StageFailed(
+                Failure(f"{where}: {exc.failure.detail}", exc.failure.hint, exc.failure.code)
+            ) from None
+
+    return BearerLogin(settings.account, token)
 
 
 def unverified_claims(token: str) -> dict[str, Any]:

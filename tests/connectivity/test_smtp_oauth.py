@@ -11,7 +11,10 @@ import pytest
 
 from elegere_widgets.connectivity import EgressPolicy
 from elegere_widgets.connectivity.app_token import TokenCache
-from elegere_widgets.connectivity.smtp import OAuthEndpoints, send_smtp, test_smtp
+from elegere_widgets.connectivity.smtp import OAuthEndpoints, oauth_login, send_smtp, test_smtp
+from elegere_widgets.connectivity.smtp_hints import SmtpExplainer
+from elegere_widgets.connectivity.smtp_session import SmtpSession
+from elegere_widgets.connectivity.stages import Budget, StageRecorder
 from elegere_widgets.models import ConnectionTestResult, SmtpSettings, Stage
 from tests.fixtures.certs import Pki
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_pfx
@@ -264,3 +267,45 @@ def test_server_without_xoauth2_is_told_apart(
     assert stage.detail.startswith("The server does not offer AUTH XOAUTH2")
     assert stage.hint is not None and "Authentication to Password" in stage.hint
     assert starttls_peer.auth_attempts == []
+
+
+def test_a_session_opened_by_a_sender_signs_in_with_oauth_login(
+    idp: IdentityProvider,
+    tenant: Tenant,
+    app: App,
+    cert: CertAndKey,
+    exchange: SmtpPeer,
+    egress: EgressPolicy,
+    pki: Pki,
+) -> None:
+    """What the worker does: its own SmtpSession, the login from oauth_login (token cached)."""
+    settings = oauth_settings(exchange, tenant, app, cert)
+    cache = TokenCache()
+    before = idp.token_requests
+    for _ in range(2):
+        budget = Budget(10.0)
+        explainer = SmtpExplainer(
+            host=settings.server,
+            port=settings.port,
+            use_ssl=True,
+            implicit_tls=False,
+            implicit_ports=frozenset({465}),
+            budget=budget,
+            sender=settings.sender_address,
+            recipient=settings.sender_address,
+            oauth=True,
+            account=settings.account,
+        )
+        recorder = StageRecorder("smtp", explain=explainer)
+        login = oauth_login(settings, oauth=endpoints(idp), budget=budget, token_cache=cache)
+        session = SmtpSession(
+            settings, egress, budget, recorder, explainer, pki.client_context(), login
+        )
+        try:
+            session.open()
+        finally:
+            session.close()
+        assert recorder.ok, recorder.stages
+        assert recorder.stages[-1].name == "authenticate"
+    assert idp.token_requests == before + 1
+    assert exchange.auth_attempts == ["XOAUTH2", "XOAUTH2"]
