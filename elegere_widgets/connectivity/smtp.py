@@ -51,8 +51,9 @@ PUBLIC_AUTHORITY_HOST = "https://login.microsoftonline.com"
 #: Ports where Use SSL means TLS from the first byte; elsewhere it means STARTTLS is required.
 IMPLICIT_TLS_PORTS: frozenset[int] = frozenset({465})
 MASK = SECRET_MASK
-#: The longest detail or hint a stage keeps: one reply's worth (DETAIL_MAX) and our words.
-STAGE_TEXT_MAX = 500
+#: The longest detail or hint a stage keeps: one reply's worth (DETAIL_MAX) and our words
+#: (Microsoft 365's OAuth setup names four steps, with their commands).
+STAGE_TEXT_MAX = 900
 
 
 @dataclass(frozen=True)

@@ -78,12 +78,12 @@ _EXCHANGE_SUFFIXES = (".mail.protection.outlook.com",)
 #: What the app registration and Exchange need before AUTH XOAUTH2 works, in the order of
 #: Microsoft's setup guide for SMTP with OAuth (client credentials).
 OAUTH_SETUP = (
-    "in Azure, give the app registration the application permission SMTP.SendAsApp (Office 365 "
-    "Exchange Online) and grant admin consent; register its service principal in Exchange "
-    "(New-ServicePrincipal -AppId {client_id} -ObjectId <the enterprise application's object "
-    "ID>); give it permission on the mailbox (Add-MailboxPermission -Identity {account} -User "
-    "<service principal> -AccessRights FullAccess); and enable SMTP AUTH for the mailbox "
-    "(Set-CASMailbox -Identity {account} -SmtpClientAuthenticationDisabled $false)"
+    "grant the app registration SMTP.SendAsApp (Office 365 Exchange Online, application "
+    "permission) with admin consent; register its service principal in Exchange "
+    "(New-ServicePrincipal -AppId {client_id} -ObjectId <enterprise application's object ID>); "
+    "give it the mailbox (Add-MailboxPermission -Identity {account} -User <service principal> "
+    "-AccessRights FullAccess); enable SMTP AUTH for the mailbox (Set-CASMailbox -Identity "
+    "{account} -SmtpClientAuthenticationDisabled $false)"
 )
 BASIC_AUTH_OFF = (
     "Microsoft 365 has turned off password sign-in (Basic authentication) for SMTP in this "
