@@ -36,6 +36,13 @@ class Placeholder:
 
 
 @dataclass(frozen=True)
+class Choices:
+    """The options a form offers for a field, as (value, label) pairs; no part of the API."""
+
+    options: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class WriteOnly:
     """Marks a secret: accepted, never shown (masked in dumps, left out of views)."""
 
@@ -73,6 +80,10 @@ def is_secret(field: FieldInfo) -> bool:
 
 def placeholder(field: FieldInfo) -> str:
     return next((m.text for m in field.metadata if isinstance(m, Placeholder)), "")
+
+
+def choices(field: FieldInfo) -> tuple[tuple[str, str], ...]:
+    return next((m.options for m in field.metadata if isinstance(m, Choices)), ())
 
 
 def label(name: str, field: FieldInfo) -> str:

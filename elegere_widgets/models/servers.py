@@ -38,7 +38,14 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .connection import LastTest, ServerType
-from .fields import Placeholder, WriteOnlyBytes, WriteOnlySecret, labels, secret_fields
+from .fields import (
+    Choices,
+    Placeholder,
+    WriteOnlyBytes,
+    WriteOnlySecret,
+    labels,
+    secret_fields,
+)
 from .problems import FieldError
 from .usage import UsageCounts
 
@@ -308,11 +315,13 @@ class SmtpSettings(_Settings):
     sender_address: Annotated[SenderAddress, Placeholder("notifications@example.com")] = Field(
         title="Sender Address", description="The address mail is sent from."
     )
-    authentication: Authentication = Field(
-        "password",
-        title="Authentication",
-        description="password (Account and Password; the default) or oauth2 (Microsoft 365: "
-        "an app registration signs in with its certificate, AUTH XOAUTH2).",
+    authentication: Annotated[Authentication, Choices(tuple(AUTHENTICATION_LABELS.items()))] = (
+        Field(
+            "password",
+            title="Authentication",
+            description="password (Account and Password; the default) or oauth2 (Microsoft 365: "
+            "an app registration signs in with its certificate, AUTH XOAUTH2).",
+        )
     )
     password: WriteOnlySecret = Field(
         None, title="Password", description="Write-only. Omit to send no AUTH."

@@ -18,10 +18,10 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
 
 from ..models import GraphServerSpec, SmtpServerSpec
-from ..models.fields import is_secret, label, placeholder
+from ..models.fields import choices, is_secret, label, placeholder
 from .common import css, esc, set_visible
 
-Kind = Literal["text", "int", "bool", "password", "file"]
+Kind = Literal["text", "int", "bool", "password", "file", "choice"]
 
 CERTIFICATE_ACCEPT = ".pfx,.p12,.cer,.crt,.pem"
 LABEL_WIDTH = "150px"
@@ -37,14 +37,25 @@ class FieldSpec:
     label: str
     placeholder: str = ""
     secret: bool = False
+    #: For a choice: (value, label) pairs, the first the default.
+    options: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, name: str, field: FieldInfo) -> FieldSpec:
         """The row of a pydantic field, from its type, title and markers."""
-        return cls(name, _kind(field), label(name, field), placeholder(field), is_secret(field))
+        return cls(
+            name,
+            _kind(field),
+            label(name, field),
+            placeholder(field),
+            is_secret(field),
+            choices(field),
+        )
 
 
 def _kind(field: FieldInfo) -> Kind:
+    if choices(field):
+        return "choice"
     types = set(get_args(field.annotation)) or {field.annotation}
     if SecretBytes in types:
         return "file"
@@ -93,6 +104,14 @@ def make_input(spec: FieldSpec) -> ipywidgets.ValueWidget:
         )
     elif spec.kind == "bool":
         widget = ipywidgets.Checkbox(description=spec.label, indent=True, style=style)
+    elif spec.kind == "choice":
+        widget = ipywidgets.Dropdown(
+            options=[(text, value) for value, text in spec.options],
+            value=spec.options[0][0],
+            description=spec.label,
+            style=style,
+            layout={"width": INPUT_WIDTH},
+        )
     else:
         widget = ipywidgets.FileUpload(
             accept=CERTIFICATE_ACCEPT,
@@ -158,6 +177,9 @@ class FieldRow(ipywidgets.VBox):
             self.input.value = int(value) if value is not None else 0
         elif self.spec.kind == "bool":
             self.input.value = bool(value)
+        elif self.spec.kind == "choice":
+            values = [v for v, _ in self.spec.options]
+            self.input.value = value if value in values else values[0]
         else:
             self.input.value = "" if value is None else str(value)
 

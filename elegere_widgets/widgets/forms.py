@@ -16,14 +16,13 @@ from typing import Any, ClassVar
 import ipywidgets
 
 from ..errors import InvalidSettings
-from ..models import (
-    EmailServer,
-    EmailServerPatch,
-    FieldError,
-    GraphSettingsView,
+from ..models import EmailServer, EmailServerPatch, FieldError
+from ..models.servers import (
+    moved_endpoint_fields,
+    other_sign_in_fields,
+    reenter_secret_message,
 )
-from ..models.servers import moved_endpoint_fields, reenter_secret_message
-from .common import close_tree, css, logger
+from .common import close_tree, css, logger, set_visible
 from .fields import GRAPH_FIELDS, SMTP_FIELDS, FieldRow, FieldSpec, uploaded_name
 from .state import PortSuggestion, Spec, fingerprint, validate_spec
 
@@ -77,6 +76,19 @@ class ServerForm(ipywidgets.VBox):
     def _after_load(self, server: EmailServer) -> None:
         """Type-specific extras after a load (the port rule, the certificate's details)."""
 
+    def _note_stored_certificate(self, server: EmailServer) -> None:
+        info = getattr(server.settings, "certificate_info", None)
+        self._certificate_note = (
+            f"Stored: {info.subject}, valid until {info.not_after:%Y-%m-%d} "
+            f"({info.days_left} days left). Upload another file to replace it."
+            if info is not None
+            else ""
+        )
+
+    def _certificate_chosen(self) -> None:
+        row = self.rows["certificate"]
+        row.file_name.value = uploaded_name(row.input)
+
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every change of a field."""
         self._listeners.append(listener)
@@ -84,13 +96,24 @@ class ServerForm(ipywidgets.VBox):
     # ------------------------------------------------------------ values
 
     def settings_values(self) -> dict[str, Any]:
-        """The settings as typed; an empty secret is left out (kept, or not set)."""
+        """The settings as typed; an empty secret is left out (kept, or not set), and so are
+        the rows the form does not show (those of the other way to sign in)."""
         out: dict[str, Any] = {}
+        hidden = self.hidden_rows()
         for name, row in self.rows.items():
-            if name == "name" or (row.spec.secret and row.is_empty()):
+            if name == "name" or name in hidden or (row.spec.secret and row.is_empty()):
                 continue
             out[name] = row.get()
         return out
+
+    def hidden_rows(self) -> tuple[str, ...]:
+        """Rows the current choices leave out (SMTP: the other way to sign in)."""
+        return ()
+
+    def _show_rows(self) -> None:
+        hidden = self.hidden_rows()
+        for name, row in self.rows.items():
+            set_visible(row, name not in hidden)
 
     def validate(self, *, server_id: str | None = None) -> tuple[Spec | None, dict[str, str]]:
         return validate_spec(
@@ -123,9 +146,15 @@ class ServerForm(ipywidgets.VBox):
             raise RuntimeError("patch() is for a form filled from a stored server.")
         spec = self.spec()
         stored = self.server.settings.model_dump()
-        settings: dict[str, Any] = {
-            k: v for k, v in spec.settings.public().items() if k in stored and stored[k] != v
-        }
+        public = spec.settings.public()
+        # A key the stored view lacks is a setting the change brings in (OAuth 2.0's fields
+        # when Authentication switches); the default Authentication, back from OAuth, is sent.
+        settings: dict[str, Any] = {k: v for k, v in public.items() if stored.get(k) != v}
+        authentication = getattr(spec.settings, "authentication", None)
+        if authentication is not None and stored.get("authentication", "password") != (
+            authentication
+        ):
+            settings["authentication"] = authentication
         for secret in self.secret_names:
             value = getattr(spec.settings, secret)
             if value is not None:
@@ -178,11 +207,16 @@ class ServerForm(ipywidgets.VBox):
     def summary_rows(self) -> list[tuple[str, str]]:
         """Every setting for the Summary: secrets only as "set"/"not set"."""
         out = []
-        for row in self.rows.values():
+        hidden = self.hidden_rows()
+        for name, row in self.rows.items():
+            if name in hidden:
+                continue
             if row.spec.secret:
                 value = "not set" if row.is_empty() else "set"
             elif row.spec.kind == "bool":
                 value = "Yes" if row.get() else "No"
+            elif row.spec.kind == "choice":
+                value = dict(row.spec.options).get(row.get(), str(row.get()))
             else:
                 value = str(row.get()).strip() or "—"
             out.append((row.spec.label, value))
@@ -236,7 +270,8 @@ class ServerForm(ipywidgets.VBox):
 
 
 class SmtpForm(ServerForm):
-    """Name, Server, Port, Use SSL, Account, Sender Address, Password."""
+    """Name, Server, Port, Use SSL, Account, Sender Address, Authentication, then Password, or
+    with OAuth 2.0 (Microsoft 365) the app registration's rows as the Graph type asks them."""
 
     server_type = "smtp"
     FIELDS = SMTP_FIELDS
@@ -244,13 +279,21 @@ class SmtpForm(ServerForm):
     def __init__(self, server: EmailServer | None = None) -> None:
         self.ports = PortSuggestion()
         super().__init__(server)
+        self._show_rows()
         if server is None:
             self._loading = True
             self.rows["port"].set(587)
             self._loading = False
 
+    def hidden_rows(self) -> tuple[str, ...]:
+        if "authentication" not in self.rows:
+            return ()
+        return other_sign_in_fields("smtp", self.rows["authentication"].get())
+
     def _after_load(self, server: EmailServer) -> None:
         self.ports = PortSuggestion(self.rows["port"].get())
+        self._note_stored_certificate(server)
+        self._show_rows()
 
     def _field_changed(self, name: str) -> None:
         if name == "use_ssl":
@@ -259,6 +302,10 @@ class SmtpForm(ServerForm):
                 self.rows["port"].set(port)  # fires _on_value("port"), which sees our port
         elif name == "port":
             self.ports.port_changed(self.rows["port"].get())
+        elif name == "authentication":
+            self._show_rows()
+        elif name == "certificate":
+            self._certificate_chosen()
 
 
 class GraphForm(ServerForm):
@@ -268,18 +315,11 @@ class GraphForm(ServerForm):
     FIELDS = GRAPH_FIELDS
 
     def _after_load(self, server: EmailServer) -> None:
-        settings = server.settings
-        info = settings.certificate_info if isinstance(settings, GraphSettingsView) else None
-        if info is not None:
-            self._certificate_note = (
-                f"Stored: {info.subject}, valid until {info.not_after:%Y-%m-%d} "
-                f"({info.days_left} days left). Upload another file to replace it."
-            )
+        self._note_stored_certificate(server)
 
     def _field_changed(self, name: str) -> None:
         if name == "certificate":
-            row = self.rows["certificate"]
-            row.file_name.value = uploaded_name(row.input)
+            self._certificate_chosen()
 
 
 FORMS: dict[str, type[ServerForm]] = {"smtp": SmtpForm, "microsoft_graph": GraphForm}

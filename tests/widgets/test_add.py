@@ -52,24 +52,28 @@ def test_add_an_smtp_server_step_by_step(
     assert "elegere-step-current" in wizard.step_labels[1]._dom_classes
     form = wizard.form
     assert form is not None and shown(panel, form)
-    assert [form.rows[name].spec.label for name in form.fields] == [
+    visible = [name for name in form.fields if shown(form, form.rows[name])]
+    assert [form.rows[name].spec.label for name in visible] == [
         "Name",
         "Server",
         "Port",
         "Use SSL",
         "Account",
         "Sender Address",
+        "Authentication",
         "Password",
     ]
-    assert [w.description for w in form.fields.values()] == [
+    assert [form.fields[name].description for name in visible] == [
         "Name",
         "Server",
         "Port",
         "Use SSL",
         "Account",
         "Sender Address",
+        "Authentication",
         "Password",
     ]
+    assert form.fields["authentication"].value == "password"
     assert isinstance(form.fields["password"], ipywidgets.Password)
     assert form.fields["server"].continuous_update is False  # the value commits on blur
     fill_smtp(form, peer)

@@ -39,7 +39,13 @@ def test_a_field_added_to_a_settings_model_is_a_row_of_its_form() -> None:
     assert rows["helo_name"].placeholder == "mail.example.com"
     assert (rows["api_key"].kind, rows["api_key"].secret) == ("password", True)
     assert (rows["client_file"].kind, rows["client_file"].secret) == ("file", True)
-    assert secret_fields(RelaySettings) == ("password", "api_key", "client_file")
+    assert secret_fields(RelaySettings) == (
+        "password",
+        "certificate",
+        "certificate_password",
+        "api_key",
+        "client_file",
+    )
 
 
 @pytest.mark.parametrize(
