@@ -83,6 +83,7 @@ def test_smtp(
     progress: Callable[[Stage], None] | None = None,
     implicit_tls_ports: Collection[int] = IMPLICIT_TLS_PORTS,
     oauth: OAuthEndpoints | None = None,
+    on_tls_mode: Callable[[str], None] | None = None,
 ) -> ConnectionTestResult:
     """Check that these settings can send as ``sender_address``, without sending a message.
 
@@ -91,7 +92,8 @@ def test_smtp(
     ports where Use SSL means TLS from the first byte (465); on any other port it means
     STARTTLS is required. ``ssl_context`` defaults to ``ssl.create_default_context()``.
     ``oauth`` says where an OAuth 2.0 server's app signs in (the public cloud by default); a
-    test always asks for a fresh token.
+    test always asks for a fresh token. ``on_tls_mode`` hears the mode a passing test found
+    out for Use SSL on a port other than 465, 587 and 25 ("implicit" or "starttls").
     """
     recorder = _run(
         settings,
@@ -104,6 +106,7 @@ def test_smtp(
         message=None,
         oauth=oauth or OAuthEndpoints(),
         token_cache=None,
+        on_tls_mode=on_tls_mode,
     )
     return recorder.result()
 
@@ -204,6 +207,7 @@ def _run(
     message: EmailMessage | None,
     oauth: OAuthEndpoints,
     token_cache: TokenCache | None,
+    on_tls_mode: Callable[[str], None] | None = None,
 ) -> StageRecorder:
     budget = Budget(budget_s)
     ports = frozenset(implicit_tls_ports)
@@ -250,6 +254,8 @@ def _run(
             login = BearerLogin(settings.account, lambda: token)
         session = SmtpSession(settings, egress, budget, recorder, explainer, ssl_context, login)
         session.run(recipient, message)
+        if on_tls_mode is not None and session.detected and session.tls_mode is not None:
+            on_tls_mode(session.tls_mode)
     except StageFailed:
         pass  # recorded already; the result says which stage and why
     finally:

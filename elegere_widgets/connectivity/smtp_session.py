@@ -24,6 +24,11 @@ __all__ = ["BearerLogin", "PasswordLogin", "SmtpLogin", "SmtpSession", "xoauth2_
 #: the most common mistake (465 without Use SSL).
 GREETING_PATIENCE_S = 3.0
 TLS_PROBE_S = 2.0
+#: With Use SSL on a port other than these, the session finds out what the server speaks:
+#: a greeting within DETECT_PATIENCE_S means STARTTLS; silence, and a TLS handshake on a
+#: second connection, means implicit TLS.
+STANDARD_PORTS = frozenset({25, 465, 587})
+DETECT_PATIENCE_S = 1.0
 #: QUIT is a courtesy: it may not hold the result back for long.
 GOODBYE_S = 1.0
 
@@ -80,6 +85,17 @@ class SmtpSession:
     ) -> None:
         self.s = settings
         self.login = login if login is not None else login_of(settings)
+        #: How Use SSL is met: as stored (``tls_mode``), or found out by this session.
+        self.tls_mode = settings.tls_mode if settings.use_ssl else None
+        if self.tls_mode is not None:
+            explainer.implicit_tls = self.tls_mode == "implicit"
+        self.detect = (
+            settings.use_ssl
+            and self.tls_mode is None
+            and settings.port not in STANDARD_PORTS
+            and not explainer.implicit_tls
+        )
+        self.detected = False
         self.egress = egress
         self.budget = budget
         self.rec = recorder
@@ -126,8 +142,25 @@ class SmtpSession:
             if self.explainer.implicit_tls:
                 st.detail = f"Connected to {conn.address}:{conn.port}"
                 return
+            if self.detect and self._speaks_tls_first(conn):
+                self.explainer.implicit_tls = True
+                self.tls_mode, self.detected = "implicit", True
+                st.detail = (
+                    f"Connected to {conn.address}:{conn.port}; no greeting, and the port "
+                    "answers a TLS handshake: implicit TLS (detected)"
+                )
+                return
             code, reply = self._greeting(conn)
             st.detail, st.code = reply_detail(code, reply), str(code)
+
+    def _speaks_tls_first(self, conn: PinnedSMTP) -> bool:
+        """Use SSL on a port of no known kind: no greeting soon, and a TLS handshake on a
+        second connection, means the server waits for TLS (nothing was sent on ``conn``)."""
+        assert conn.sock is not None
+        patience = min(DETECT_PATIENCE_S, self.budget.remaining() / 3)
+        return not wait_readable(conn.sock, patience) and speaks_tls_first(
+            conn.address, conn.port, self.s.server, self.budget, TLS_PROBE_S
+        )
 
     def _greeting(self, conn: PinnedSMTP) -> tuple[int, bytes]:
         assert conn.sock is not None
@@ -160,8 +193,9 @@ class SmtpSession:
                 if code != 220:
                     raise smtplib.SMTPConnectError(code, reply)
                 summary = conn.tls_summary()
+                how = "; detected: the server speaks TLS first" if self.detected else ""
                 st.detail = (
-                    f"Encrypted from the first byte ({summary}); {reply_detail(code, reply)}"
+                    f"Encrypted from the first byte ({summary}{how}); {reply_detail(code, reply)}"
                 )
                 st.code = str(code)
                 return
@@ -170,7 +204,12 @@ class SmtpSession:
             if code == 250 and conn.has_extn("starttls"):
                 conn.arm()
                 code, reply = conn.starttls(context=self.context)
-                st.detail, st.code = f"upgraded with STARTTLS ({conn.tls_summary()})", str(code)
+                how = ""
+                if self.detect:
+                    self.tls_mode, self.detected = "starttls", True
+                    how = "; detected: the server greets first"
+                st.detail = f"upgraded with STARTTLS ({conn.tls_summary()}{how})"
+                st.code = str(code)
             elif self.s.use_ssl:
                 self._stop(
                     f"STARTTLS not offered (EHLO answered: {reply_detail(code, reply)})",

@@ -43,6 +43,11 @@ class Choices:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A setting the service finds out and keeps (no form row): e.g. the TLS mode a test saw."""
+
+
+@dataclass(frozen=True)
 class WriteOnly:
     """Marks a secret: accepted, never shown (masked in dumps, left out of views)."""
 
@@ -80,6 +85,10 @@ def is_secret(field: FieldInfo) -> bool:
 
 def placeholder(field: FieldInfo) -> str:
     return next((m.text for m in field.metadata if isinstance(m, Placeholder)), "")
+
+
+def is_derived(field: FieldInfo) -> bool:
+    return any(isinstance(m, Derived) for m in field.metadata)
 
 
 def choices(field: FieldInfo) -> tuple[tuple[str, str], ...]:

@@ -40,6 +40,7 @@ from pydantic_core import PydanticCustomError
 from .connection import LastTest, ServerType
 from .fields import (
     Choices,
+    Derived,
     Placeholder,
     WriteOnlyBytes,
     WriteOnlySecret,
@@ -291,6 +292,7 @@ APP_CREDENTIAL_FIELDS = (
 )
 
 Authentication = Literal["password", "oauth2"]
+TlsMode = Literal["implicit", "starttls"]
 
 #: The Authentication choice as the form shows it.
 AUTHENTICATION_LABELS: dict[str, str] = {
@@ -331,6 +333,14 @@ class SmtpSettings(_Settings):
     certificate: CertificateFile = None
     certificate_alias: CertificateAlias = None
     certificate_password: CertificatePassword = None
+    tls_mode: Annotated[TlsMode | None, Derived()] = Field(
+        None,
+        title="TLS mode",
+        description="Derived, not typed: how Use SSL was met on a port other than 465, 587 "
+        "and 25 (implicit TLS or STARTTLS), found by the connection test that passed when the "
+        "server was saved, so that sending does not probe again. Any change of the settings "
+        "forgets it.",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_sign_in(self) -> SmtpSettings:
@@ -380,6 +390,8 @@ class SmtpSettings(_Settings):
         if self.authentication == "password":
             for name in ("authentication", *APP_CREDENTIAL_FIELDS):
                 public.pop(name, None)
+        if public.get("tls_mode") is None:
+            public.pop("tls_mode", None)
         return public
 
 
@@ -614,6 +626,7 @@ class SmtpSettingsView(BaseModel):
     client_id: str | None = None
     certificate_alias: str | None = None
     certificate_info: CertificateInfo | None = None
+    tls_mode: TlsMode | None = None
 
     @model_serializer(mode="wrap")
     def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -624,6 +637,8 @@ class SmtpSettingsView(BaseModel):
             for name in ("authentication", "tenant_id", "client_id", "certificate_alias"):
                 dumped.pop(name, None)
             dumped.pop("certificate_info", None)
+        if self.tls_mode is None:
+            dumped.pop("tls_mode", None)
         return dumped
 
 

@@ -31,8 +31,10 @@ def run_connection_test(
     settings: SmtpSettings | GraphSettings,
     *,
     progress: Callable[[Stage], None] | None = None,
+    on_tls_mode: Callable[[str], None] | None = None,
 ) -> ConnectionTestResult:
-    """The staged test; ``progress`` gets each stage as it ends."""
+    """The staged test; ``progress`` gets each stage as it ends; ``on_tls_mode`` the TLS mode
+    an SMTP test found out (Use SSL on a port other than 465, 587 and 25)."""
     if isinstance(settings, SmtpSettings):
         return test_smtp(
             settings,
@@ -41,6 +43,7 @@ def run_connection_test(
             ssl_context=ctx.ssl_context(),
             progress=progress,
             oauth=smtp_oauth_endpoints(ctx),
+            on_tls_mode=on_tls_mode,
         )
     from ..connectivity.graph import test_graph  # msal is heavy: load it only for Graph
 

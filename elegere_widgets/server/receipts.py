@@ -44,6 +44,8 @@ class Receipt:
     id: str
     tested_at: datetime
     elapsed_ms: int
+    #: The TLS mode the test found out (Use SSL on a port other than 465/587/25), if any.
+    tls_mode: str | None = None
 
 
 def _receipt_key(secret_key: bytes) -> bytes:
@@ -62,8 +64,17 @@ class ReceiptSigner:
     def __repr__(self) -> str:
         return "ReceiptSigner(<key hidden>)"
 
-    def issue(self, *, digest: str, user_id: str, elapsed_ms: int) -> str:
-        payload = {"id": uuid.uuid4().hex, "d": digest, "u": user_id, "ms": elapsed_ms}
+    def issue(
+        self, *, digest: str, user_id: str, elapsed_ms: int, tls_mode: str | None = None
+    ) -> str:
+        payload: dict[str, Any] = {
+            "id": uuid.uuid4().hex,
+            "d": digest,
+            "u": user_id,
+            "ms": elapsed_ms,
+        }
+        if tls_mode is not None:
+            payload["tls"] = tls_mode
         return self._fernet.encrypt(json.dumps(payload, separators=(",", ":")).encode()).decode()
 
     def verify(self, token: str | None, *, digest: str, user_id: str) -> Receipt:
@@ -95,6 +106,7 @@ class ReceiptSigner:
             id=payload["id"],
             tested_at=datetime.fromtimestamp(self._fernet.extract_timestamp(raw), UTC),
             elapsed_ms=elapsed if isinstance(elapsed, int) else 0,
+            tls_mode=payload["tls"] if payload.get("tls") in ("implicit", "starttls") else None,
         )
 
     def _why_refused(self, raw: bytes) -> str:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
 
 from ..models import GraphServerSpec, SmtpServerSpec
-from ..models.fields import choices, is_secret, label, placeholder
+from ..models.fields import choices, is_derived, is_secret, label, placeholder
 from .common import css, esc, set_visible
 
 Kind = Literal["text", "int", "bool", "password", "file", "choice"]
@@ -73,7 +73,11 @@ def form_fields(spec: type[SmtpServerSpec] | type[GraphServerSpec]) -> tuple[Fie
         raise TypeError(f"{spec.__name__}.settings must be a model, not {settings!r}")
     return (
         FieldSpec.of("name", spec.model_fields["name"]),
-        *(FieldSpec.of(name, field) for name, field in settings.model_fields.items()),
+        *(
+            FieldSpec.of(name, field)
+            for name, field in settings.model_fields.items()
+            if not is_derived(field)
+        ),
     )
 
 

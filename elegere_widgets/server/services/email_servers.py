@@ -87,6 +87,8 @@ T = TypeVar("T")
 
 # Shown with the settings, derived from the certificate; not a setting one can write.
 DERIVED_FIELDS = ("certificate_info",)
+#: Found out by a passing test, kept until the settings change: how Use SSL is met.
+TLS_MODE = "tls_mode"
 
 
 @dataclass
@@ -420,7 +422,9 @@ def _wire(settings: AnySettings) -> dict[str, Any]:
 
 
 def _stored_public(row: EmailServerRow) -> dict[str, Any]:
-    return {k: v for k, v in row.settings.items() if k not in DERIVED_FIELDS}
+    # The TLS mode a test found out is not a setting anyone typed: a change of the settings,
+    # or a test of new ones, starts without it.
+    return {k: v for k, v in row.settings.items() if k not in (*DERIVED_FIELDS, TLS_MODE)}
 
 
 def _require_certificate(settings: AnySettings) -> None:
@@ -591,12 +595,17 @@ class EmailServerService:
         record_on: str | None,
         progress: Progress | None,
     ) -> ConnectionTestResult:
-        result = run_connection_test(self.ctx, settings, progress=progress)
+        found: list[str] = []
+        result = run_connection_test(
+            self.ctx, settings, progress=progress, on_tls_mode=found.append
+        )
+        tls_mode = found[0] if found and result.ok else None
         if result.ok:
             result.test_token = self.ctx.receipts.issue(
                 digest=settings_digest(self.scope.own_key, server_type, _wire(settings)),
                 user_id=self._actor.id,
                 elapsed_ms=result.elapsed_ms,
+                tls_mode=tls_mode,
             )
         failed = result.failed_stage
         summary = (
@@ -605,10 +614,17 @@ class EmailServerService:
         # A session of its own: the request's may be closing in another thread by now.
         with self.ctx.sessions() as session:
             if record_on is not None:
+                values: dict[str, Any] = {
+                    "last_test": test_record(result.ok, result.elapsed_ms, summary)
+                }
+                stored = session.get(EmailServerRow, record_on) if tls_mode else None
+                if stored is not None:
+                    # Sending through this server need not probe again.
+                    values["settings"] = {**stored.settings, TLS_MODE: tls_mode}
                 session.execute(
                     update(EmailServerRow)
                     .where(EmailServerRow.id == record_on)
-                    .values(last_test=test_record(result.ok, result.elapsed_ms, summary))
+                    .values(**values)
                     .execution_options(synchronize_session=False)
                 )
             self._audit(
@@ -634,6 +650,9 @@ class EmailServerService:
             digest=settings_digest(self.scope.own_key, spec.type, _wire(settings)),
             user_id=self._actor.id,
         )
+        if receipt.tls_mode is not None and isinstance(settings, SmtpSettings):
+            # What the test found out is stored with the server: sending does not probe again.
+            settings = settings.model_copy(update={TLS_MODE: receipt.tls_mode})
         return self._create(
             spec.type,
             spec.name,
@@ -921,6 +940,8 @@ class EmailServerService:
         self._count_attempt()
         row = self.queries.own_row(server_id)
         stored = {**_stored_public(row), **_stored_secrets(self.ctx, row, {})}
+        if row.settings.get(TLS_MODE):  # sending uses what the test found out
+            stored[TLS_MODE] = row.settings[TLS_MODE]
         settings = _validate(row.type, stored)
         name = row.name
         self._end_transaction()  # no transaction is held while the message is sent
