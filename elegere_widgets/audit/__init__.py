@@ -42,6 +42,7 @@ from .summaries import (
     expiring_certificates,
     failure_rate_per_server,
     inherited_only_workspaces,
+    passwords_on_exchange_online,
     stale_or_failed_tests,
     unused_servers,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "expiring_certificates",
     "failure_rate_per_server",
     "inherited_only_workspaces",
+    "passwords_on_exchange_online",
     "servers_frame",
     "stale_or_failed_tests",
     "unused_servers",

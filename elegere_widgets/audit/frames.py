@@ -14,7 +14,8 @@ import pyarrow.csv as pa_csv
 
 from ..client import Client
 from ..csv_cells import NEUTRALISED
-from ..models import TYPE_LABELS, AuditEvent, EmailServer, GraphSettingsView, Workspace
+from ..models import TYPE_LABELS, AuditEvent, EmailServer, Workspace
+from ..models.servers import SmtpSettingsView, is_exchange_online
 
 WorkspacesArg = str | Workspace | Iterable[str | Workspace] | None
 
@@ -54,6 +55,7 @@ _SERVER_DTYPES: dict[str, Any] = {
     "last_test_ok": "boolean",
     "last_test_at": UTC_NS,
     "certificate_days_left": "Int64",
+    "exchange_online_basic_auth": "bool",
 }
 
 # The CSV columns the frame keeps, typed as pyarrow parses them. `recipients` (a JSON array
@@ -94,7 +96,9 @@ def servers_frame(client: Client, workspaces: WorkspacesArg = None) -> pd.DataFr
     inherits it; its usage counts are that workspace's. Columns: workspace, workspace_id,
     server_id, name, type (SMTP / Microsoft Graph), scope, inherited, key_setting,
     custom_actions, scheduler_jobs, used, last_test_ok (NA: never tested), last_test_at
-    (UTC), certificate_days_left (NA for SMTP).
+    (UTC), certificate_days_left (NA without a certificate), exchange_online_basic_auth (an
+    SMTP server that signs in to Microsoft 365 with a password, which Microsoft turns off:
+    move it to OAuth 2.0 or the Microsoft Graph type).
     """
     records = [
         _server_record(ws, server)
@@ -110,7 +114,13 @@ def _server_record(ws: Workspace, server: EmailServer) -> dict[str, object]:
     # Only named fields are copied, never the settings as a whole: a setting added to the
     # API later cannot slip into an audit (or a notebook output) unreviewed.
     settings = server.settings
-    certificate = settings.certificate_info if isinstance(settings, GraphSettingsView) else None
+    certificate = settings.certificate_info
+    password_on_exchange = (
+        isinstance(settings, SmtpSettingsView)
+        and settings.authentication == "password"
+        and bool(server.secrets_set.get("password"))
+        and is_exchange_online(settings.server)
+    )
     last = server.last_test
     return {
         "workspace": ws.name,
@@ -127,6 +137,7 @@ def _server_record(ws: Workspace, server: EmailServer) -> dict[str, object]:
         "last_test_ok": last.ok if last else None,
         "last_test_at": last.at if last else None,
         "certificate_days_left": certificate.days_left if certificate else None,
+        "exchange_online_basic_auth": password_on_exchange,
     }
 
 

@@ -103,6 +103,17 @@ def expiring_certificates(servers: pd.DataFrame, *, days: int = 30) -> pd.DataFr
     return one[soon].sort_values("certificate_days_left").reset_index(drop=True)
 
 
+def passwords_on_exchange_online(servers: pd.DataFrame) -> pd.DataFrame:
+    """SMTP servers that sign in to Microsoft 365 (Exchange Online) with a password.
+
+    Microsoft turns password sign-in for SMTP off (by default from the end of December 2026):
+    each of these stops sending then unless it moves to OAuth 2.0 or the Microsoft Graph type.
+    One row per server.
+    """
+    flagged = servers[servers["exchange_online_basic_auth"]]
+    return _one_row_per_server(flagged).reset_index(drop=True)
+
+
 def inherited_only_workspaces(servers: pd.DataFrame) -> pd.DataFrame:
     """Workspaces with no server of their own: all their mail goes through inherited ones.
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..models.servers import is_exchange_online
 from .egress import EgressRefused, PortRefused, ResolveFailed
 from .smtp_transport import PinnedSMTP, ReplyTooLong
 from .stages import Budget, Failure
@@ -69,12 +70,6 @@ def reply_detail(code: int, message: bytes | str) -> str:
 
 # -------------------------------------------------------------- Microsoft 365 (Exchange Online)
 
-#: The host names of Exchange Online's SMTP client submission and its MX endpoints.
-_EXCHANGE_HOSTS = frozenset(
-    {"smtp.office365.com", "smtp-mail.outlook.com", "outlook.office365.com"}
-)
-_EXCHANGE_SUFFIXES = (".mail.protection.outlook.com",)
-
 #: What the app registration and Exchange need before AUTH XOAUTH2 works, in the order of
 #: Microsoft's setup guide for SMTP with OAuth (client credentials).
 OAUTH_SETUP = (
@@ -100,12 +95,6 @@ PASSWORD_ENDS = (
 def _has(text: str, status: str) -> bool:
     """Whether the reply carries this enhanced status code (5.7.3 is not 5.7.30)."""
     return re.search(rf"(?<![\d.]){re.escape(status)}(?![\d])", text) is not None
-
-
-def is_exchange_online(host: str) -> bool:
-    """Whether ``host`` is one of Exchange Online's SMTP endpoints."""
-    host = host.lower().rstrip(".")
-    return host in _EXCHANGE_HOSTS or host.endswith(_EXCHANGE_SUFFIXES)
 
 
 def exchange_password_note(host: str) -> str | None:

@@ -443,6 +443,19 @@ def moved_endpoint_fields(
     return [f for f in ENDPOINT_FIELDS[server_type] if stored.get(f) != new.get(f)]
 
 
+#: Exchange Online's SMTP endpoints: client submission, and the tenants' MX hosts.
+_EXCHANGE_HOSTS = frozenset(
+    {"smtp.office365.com", "smtp-mail.outlook.com", "outlook.office365.com"}
+)
+_EXCHANGE_SUFFIXES = (".mail.protection.outlook.com",)
+
+
+def is_exchange_online(host: str) -> bool:
+    """Whether ``host`` is one of Exchange Online's SMTP endpoints (Microsoft 365)."""
+    host = host.lower().rstrip(".")
+    return host in _EXCHANGE_HOSTS or host.endswith(_EXCHANGE_SUFFIXES)
+
+
 def other_sign_in_fields(server_type: str, authentication: str | None) -> tuple[str, ...]:
     """The fields of the way to sign in that ``authentication`` does not use: a change of
     Authentication leaves the stored ones behind (a password does not follow to OAuth 2.0)."""

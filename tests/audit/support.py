@@ -131,6 +131,50 @@ def insert_graph_server(
     _add(service, row)
 
 
+def insert_exchange_smtp_server(
+    service: RunningService,
+    ident: str,
+    name: str,
+    ws: str | None,
+    *,
+    host: str,
+    oauth: bool = False,
+) -> None:
+    """An SMTP server on ``host``: with a password, or with OAuth 2.0 (a certificate)."""
+    settings: dict[str, object] = {
+        "server": host,
+        "port": 587,
+        "use_ssl": True,
+        "account": f"{ident}@acme.example",
+        "sender_address": f"{ident}@acme.example",
+    }
+    secrets = {"password": SECRET_MARKER}
+    if oauth:
+        settings.update(
+            authentication="oauth2",
+            tenant_id="acme.example",
+            client_id="11111111-2222-3333-4444-555555555555",
+        )
+        secrets = {"certificate": SECRET_MARKER}
+    now = datetime.now(UTC)
+    row = EmailServerRow(
+        id=ident,
+        organization_id=ORG_ID,
+        workspace_id=ws,
+        scope_key=ws or f"org:{ORG_ID}",
+        type="smtp",
+        name=name,
+        name_key=name.casefold(),
+        settings=settings,
+        secrets_sealed=service.ctx.box.seal(secrets),
+        secrets_set={k: True for k in secrets},
+        created_at=now,
+        updated_at=now,
+        last_test={"ok": True, "at": now.isoformat(), "elapsed_ms": 90, "detail": "passed"},
+    )
+    _add(service, row)
+
+
 def _add(service: RunningService, row: EmailServerRow) -> None:
     with service.ctx.sessions() as s:
         s.add(row)

@@ -29,6 +29,7 @@ from .support import (
     SUPPORT,
     TRICKY_ERROR,
     insert_delivery,
+    insert_exchange_smtp_server,
     insert_graph_server,
     insert_smtp_server,
     store_deliveries,
@@ -81,6 +82,7 @@ def test_servers_frame_has_a_typed_row_per_server_per_workspace(
         "last_test_ok",
         "last_test_at",
         "certificate_days_left",
+        "exchange_online_basic_auth",
     ]
     assert str(frame["last_test_at"].dtype) == "datetime64[ns, UTC]"
     assert isinstance(frame["type"].dtype, pd.CategoricalDtype)
@@ -97,6 +99,7 @@ def test_servers_frame_has_a_typed_row_per_server_per_workspace(
         assert r.last_test_ok == stored.last_test["ok"]
         assert r.last_test_at == pd.Timestamp(stored.last_test["at"])
         assert pd.isna(r.certificate_days_left)  # SMTP
+        assert r.exchange_online_basic_auth is False  # the seed's relays are not Microsoft's
 
 
 def test_certificate_days_left_for_graph_servers(both: Client, service: RunningService) -> None:
@@ -353,3 +356,20 @@ def test_formula_cells_reach_the_frame_as_their_original_text(
         assert frame.loc[f"dlv_formula_{n}", "server_name"] == name
         assert frame.loc[f"dlv_formula_{n}", "error"] == name
     assert str(frame["server_name"].dtype) == "category"
+
+
+def test_passwords_on_exchange_online_are_flagged(both: Client, service: RunningService) -> None:
+    insert_exchange_smtp_server(
+        service, "srv_o365", "Office Relay", SALES, host="smtp.office365.com"
+    )
+    insert_exchange_smtp_server(
+        service, "srv_mx", "Tenant MX", None, host="contoso-com.mail.protection.outlook.com"
+    )
+    insert_exchange_smtp_server(
+        service, "srv_oauth", "Office OAuth", SALES, host="smtp.office365.com", oauth=True
+    )
+    frame = audit.servers_frame(both)
+    flagged = audit.passwords_on_exchange_online(frame)
+    assert sorted(flagged["server_id"]) == ["srv_mx", "srv_o365"]
+    assert frame["exchange_online_basic_auth"].dtype == bool
+    assert not frame.set_index("server_id").loc["srv_oauth", "exchange_online_basic_auth"]

@@ -195,7 +195,7 @@ class _Hosts(EgressPolicy):
         return self.mapped if host == "smtp.office365.com" else super().resolve(host, port)
 
 
-def test_password_on_exchange_online_passes_with_a_note_that_it_will_stop(
+def test_exchange_online_basic_auth_passes_with_a_note_that_it_will_stop(
     pki: Pki, egress: EgressPolicy
 ) -> None:
     office = pki.with_server(make_server_certificate(pki.ca, ["smtp.office365.com", "127.0.0.1"]))
