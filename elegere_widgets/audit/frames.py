@@ -19,7 +19,7 @@ from ..models.servers import SmtpSettingsView, is_exchange_online
 
 WorkspacesArg = str | Workspace | Iterable[str | Workspace] | None
 
-DELIVERY_STATUSES = ("sent", "accepted", "failed", "bounced")
+DELIVERY_STATUSES = ("sent", "deferred", "accepted", "failed", "bounced")
 # A bounce is a failure that came back later; both count against a server's failure rate.
 FAILED_STATUSES = ("failed", "bounced")
 DELIVERY_KINDS = (
@@ -72,6 +72,10 @@ _CSV_TYPES: dict[str, pa.DataType] = {
     "status": _DICT,
     "recipient_count": pa.int64(),
     "error": pa.string(),
+    "message_id": pa.string(),
+    "stage": _DICT,
+    "reply_code": pa.int64(),
+    "history": pa.bool_(),
 }
 _RENAMED = {"email_server_id": "server_id", "email_server_name": "server_name"}
 DELIVERY_COLUMNS = (
@@ -85,6 +89,10 @@ DELIVERY_COLUMNS = (
     "status",
     "recipient_count",
     "error",
+    "message_id",
+    "stage",
+    "reply_code",
+    "history",
 )
 
 
@@ -182,8 +190,12 @@ def deliveries_frame(
     """Every delivery of the workspaces in ``[since, until)``, oldest first.
 
     ``since``/``until`` need a time zone. Columns: id, created_at (UTC), workspace,
-    workspace_id, server_id, server_name (the name when sent), kind, status (categorical),
-    recipient_count, error (NA when none).
+    workspace_id, server_id, server_name (the name when sent), kind, status (categorical:
+    sent, deferred, failed; accepted and bounced in the seeded history), recipient_count,
+    error (the server's reply text, NA when none), message_id (the message this attempt
+    delivered, NA for connection tests and history), stage (the step the attempt ended
+    at), reply_code (Int64, NA when none), history (True for the rows the demo seed
+    invented: ``frame[~frame.history]`` is what actually happened).
     """
     tables: list[pa.Table] = []
     names: dict[str, str] = {}
@@ -198,6 +210,7 @@ def deliveries_frame(
     frame["workspace"] = frame["workspace_id"].map(names).astype("category")
     frame["kind"] = _with_known_categories(frame["kind"], DELIVERY_KINDS)
     frame["status"] = _with_known_categories(frame["status"], DELIVERY_STATUSES)
+    frame["reply_code"] = frame["reply_code"].astype("Int64")  # NA, not a float NaN
     frame = frame[list(DELIVERY_COLUMNS)]
     if len(tables) > 1:  # each export is already oldest first
         frame = frame.sort_values(["created_at", "id"], kind="stable", ignore_index=True)

@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 from elegere_widgets.client import Client
 from tests.fixtures.service import RunningService
 
-from .support import SQLITE_ONLY, SUPPORT
+from .support import SQLITE_ONLY, SUPPORT, insert_delivery
 
 NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "audit_server_usage.ipynb"
 
@@ -37,6 +37,17 @@ def test_the_notebook_runs_without_errors(
     # Both workspaces, so that every finding has something to show (Support has no server
     # of its own; the mailer's last test is 40 days old).
     delegate.workspaces.grant_admin(SUPPORT, "admin@acme.example")
+    # One attempt of real traffic beside the seeded history (the worker writes such rows).
+    insert_delivery(
+        service,
+        "dlv_real_one",
+        kind="custom_action",
+        status="deferred",
+        error="451 4.3.0 Mailbox busy",
+        message_id="msg_real_one",
+        stage="mail",
+        reply_code=451,
+    )
     # The kernel inherits this process's environment: the notebook's default path.
     monkeypatch.setenv("ELEGERE_URL", service.url)
     monkeypatch.setenv("ELEGERE_TOKEN", service.tokens["admin@acme.example"])
@@ -62,5 +73,7 @@ def test_the_notebook_runs_without_errors(
     assert "Sales Mailer" in text and "Acme Relay" in text
     assert "last test older than 30 days" in text  # the demo's mailer
     assert "Support" in text  # relies only on the inherited relay
+    assert "1 real deliveries (" in text and "seeded history rows left out" in text
+    assert "msg_real_one" in text and "deferred" in text
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2  # deliveries per day, failure rate

@@ -36,6 +36,7 @@ def test_multi_line_errors_across_read_blocks() -> None:
             [
                 *(f"dlv_{i}", "2026-01-01T00:00:00.000000Z", SALES, MAILER, "Sales Mailer"),
                 *("action", "failed", 1, '["a@example.com"]', f'{TRICKY_ERROR} {i}\n"end"'),
+                *("", "connect", "", "true"),
             ]
         )
     data = out.getvalue().encode()

@@ -54,6 +54,10 @@ CSV_COLUMNS = (
     "recipient_count",
     "recipients",
     "error",
+    "message_id",
+    "stage",
+    "reply_code",
+    "history",
 )
 
 # Rows read per store round trip. Each chunk is its own short transaction: a slow reader
@@ -80,6 +84,12 @@ _TIME_TEXT: dict[str, ColumnElement[str]] = {
 }
 
 
+# `history` as the same text on every store (SQLite holds 0/1, PostgreSQL a boolean).
+_HISTORY = case(
+    (DeliveryRow.history, literal("true", String)), else_=literal("false", String)
+).label("history")
+
+
 def _inert(column: ColumnElement[Any] | InstrumentedAttribute[Any], label: str) -> Label[Any]:
     """The column's text as a spreadsheet shows it without evaluating it (see csv_cells):
     one quote in front of a cell that leads with quotes and then =, +, -, @, tab or CR.
@@ -101,6 +111,10 @@ def _selected(dialect: str) -> tuple[ColumnElement[Any] | InstrumentedAttribute[
         DeliveryRow.status,
         *_RECIPIENTS,
         _inert(DeliveryRow.error, "error"),
+        DeliveryRow.message_id,
+        DeliveryRow.stage,
+        DeliveryRow.reply_code,
+        _HISTORY,
     )
 
 
@@ -134,10 +148,15 @@ def deliveries_csv(
 
     Columns: `id`, `created_at` (ISO 8601 in UTC, `2026-11-01T09:30:00.000000Z`),
     `workspace_id`, `email_server_id`, `email_server_name` (the name when the message was
-    sent), `kind`, `status` (sent, accepted, failed or bounced), `recipient_count`,
-    `recipients` (a JSON array of addresses: no separator character is safe inside a
-    quoted local part), `error` (empty when there was none; may hold commas, quotes and
-    line breaks, quoted as RFC 4180 says).
+    sent), `kind`, `status` (sent, deferred, failed; accepted and bounced in the seeded
+    history), `recipient_count`, `recipients` (a JSON array of addresses: no separator
+    character is safe inside a quoted local part), `error` (the server's reply text, empty
+    when there was none; may hold commas, quotes and line breaks, quoted as RFC 4180 says),
+    `message_id` (the id of the message this attempt delivered, as in
+    `GET /workspaces/{ws}/messages/{id}`; empty for connection tests and history), `stage`
+    (the step the attempt ended at, e.g. connect, recipient or data), `reply_code` (the
+    server's SMTP or HTTP status code), `history` (`true` for rows the demo seed invented,
+    `false` for real traffic).
 
     A name or error that a spreadsheet would evaluate (leading `=`, `+`, `-`, `@`, tab or
     CR, after any quotes) is written with one `'` in front, so Excel shows it as text;
