@@ -26,8 +26,8 @@ ACCOUNT = "demo"
 PASSWORD = "demo-smtp-password"
 SENDER = "demo@acme.example"
 
-#: Told about each message: (from, to, subject).
-OnMessage = Callable[[str, list[str], str], None]
+#: Told about each message: (from, to, subject, Message-ID).
+OnMessage = Callable[[str, list[str], str, str], None]
 
 
 def _port_is_free(port: int) -> bool:
@@ -131,5 +131,6 @@ class _Handler:
                 content = content.encode()
             headers = BytesParser(policy=policy.default).parsebytes(content, headersonly=True)
             subject = str(headers.get("Subject", ""))
-            self.on_message(str(envelope.mail_from), list(envelope.rcpt_tos), subject)
+            message_id = str(headers.get("Message-ID", ""))
+            self.on_message(str(envelope.mail_from), list(envelope.rcpt_tos), subject, message_id)
         return "250 2.0.0 Accepted by the demo server (not delivered anywhere)"

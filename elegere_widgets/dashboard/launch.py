@@ -296,8 +296,13 @@ def _run(
         time.sleep(0.25)
 
 
-def _tell_message(sender: str, recipients: list[str], subject: str) -> None:
-    _print(f"[demo SMTP] from {sender} to {', '.join(recipients)}: {subject!r}")
+def _tell_message(sender: str, recipients: list[str], subject: str, message_id: str) -> None:
+    # One line per message, with what finds it again: `elegere send` prints the Message-ID,
+    # GET …/messages/{id} and the audit's deliveries show it too.
+    _print(
+        f"[demo SMTP] From: {sender}  To: {', '.join(recipients)}  Subject: {subject!r}  "
+        f"Message-ID: {message_id or '(none)'}"
+    )
 
 
 if __name__ == "__main__":
