@@ -310,6 +310,7 @@ class EmailServersPanel(ipywidgets.VBox):
             on_reload=lambda: self._reload_update(fresh.id),
             on_test=self._test,
             run_in_thread=self._run_in_thread,
+            choices=self.servers,
         )
         self._open(view)
 

@@ -1,6 +1,10 @@
 """Update Email Server: the settings form filled with the stored server, Save and Cancel, and an
 optional Test Connection that reuses the stored secrets (``server_id``).
 
+Below the settings, how the worker routes the server's mail: the fallback server (one of
+``choices``, the scope's servers, never the server itself; or None) and an optional pace
+(max per minute).
+
 Save calls ``on_save(patch, version)`` with only what changed; a StaleVersion (someone else
 saved first) says so and shows Reload, which calls ``on_reload()``: the owner fetches the
 server again and hands it to :meth:`UpdateServerView.load`.
@@ -8,7 +12,8 @@ server again and hands it to :meth:`UpdateServerView.load`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ipywidgets
 
@@ -30,6 +35,8 @@ from .forms import ServerForm, form_for
 from .palette import var
 from .state import Spec, TestTracker, fingerprint
 
+ROUTING_FIELDS = ("fallback_server_id", "max_per_minute")
+
 
 class UpdateServerView(ipywidgets.VBox):
     """The Update Email Server form; every control is an attribute a test can click."""
@@ -43,8 +50,10 @@ class UpdateServerView(ipywidgets.VBox):
         on_reload: Callable[[], None],
         on_test: TestCall | None = None,
         run_in_thread: Runner | None = None,
+        choices: Sequence[EmailServer] = (),
     ) -> None:
         self.server = server
+        self.choices = list(choices)
         self._on_save = on_save
         self._on_cancel = on_cancel
         self._on_reload = on_reload
@@ -67,11 +76,29 @@ class UpdateServerView(ipywidgets.VBox):
         self.reload_button = button("Reload", "elegere-reload", icon="refresh")
         set_visible(self.reload_button, False)
         self.status = StatusLine("elegere-update-status")
+        wide = {"description_width": "initial"}
+        self.fallback = css(
+            ipywidgets.Dropdown(description="Fallback server", style=wide), "elegere-fallback"
+        )
+        self.pace = css(
+            ipywidgets.Text(description="Max per minute", placeholder="no limit", style=wide),
+            "elegere-pace",
+        )
+        self.routing_note = ipywidgets.HTML(
+            '<span class="elegere-note">After this server\'s second failed attempt, a message '
+            "goes to the fallback server. Max per minute paces the sending (empty: no limit)."
+            "</span>"
+        )
+        self._show_routing()
         self.form.on_change(self._on_settings_changed)
         self.save_button.on_click(self._on_save_click)
         self.cancel_button.on_click(self._on_cancel_click)
         self.reload_button.on_click(self._on_reload_click)
-        children: list[ipywidgets.Widget] = [self.title, self.form]
+        children: list[ipywidgets.Widget] = [
+            self.title,
+            self.form,
+            ipywidgets.VBox([self.fallback, self.pace, self.routing_note]),
+        ]
         if self.tester is not None:
             children.append(self.tester)
         children += [
@@ -97,6 +124,7 @@ class UpdateServerView(ipywidgets.VBox):
         """Show the server as stored now (after Reload); the user makes the change again."""
         self.server = server
         self.form.load(server)
+        self._show_routing()
         self.tracker.reset()
         if self.tester is not None:
             self.tester.result = None
@@ -106,6 +134,38 @@ class UpdateServerView(ipywidgets.VBox):
         self._show_title()
         self.status.info(f"Reloaded '{server.name}' (version {server.version}).")
         self._refresh()
+
+    def _show_routing(self) -> None:
+        """The fallback choices (the scope's servers but this one) and the stored values."""
+        options: list[tuple[str, str | None]] = [("None", None)]
+        for other in self.choices:
+            if other.id != self.server.id:
+                where = " (organization)" if other.inherited else ""
+                options.append((f"{other.name}{where}", other.id))
+        current = self.server.fallback_server_id
+        if current is not None and current not in {ident for _, ident in options}:
+            options.append((current, current))  # not in the list the panel has: kept, shown
+        self.fallback.options = options
+        self.fallback.value = current
+        pace = self.server.max_per_minute
+        self.pace.value = "" if pace is None else str(pace)
+
+    def _routing_changes(self) -> dict[str, Any]:
+        """The fallback and pace when they differ from the stored ones (ValueError: the pace
+        is not a whole number)."""
+        changes: dict[str, Any] = {}
+        if self.fallback.value != self.server.fallback_server_id:
+            changes["fallback_server_id"] = self.fallback.value
+        text = self.pace.value.strip()
+        if text and not text.isdigit():
+            raise ValueError(
+                "Max per minute must be a whole number from 1 to 100000; leave it empty for "
+                "no limit."
+            )
+        pace = int(text) if text else None
+        if pace != self.server.max_per_minute:
+            changes["max_per_minute"] = pace
+        return changes
 
     def _refresh(self) -> None:
         running = self.tracker.running
@@ -138,7 +198,14 @@ class UpdateServerView(ipywidgets.VBox):
     @handles_errors
     def _on_save_click(self, _button: object = None) -> None:
         patch = self.form.patch()
-        if patch.name is None and not patch.settings:
+        try:
+            routing = self._routing_changes()
+        except ValueError as exc:
+            self.status.error(str(exc))
+            return
+        if routing:
+            patch = patch.model_copy(update=routing)  # given, so sent (None clears)
+        if patch.name is None and not patch.settings and not routing:
             self.status.info("Nothing to save: no field changed.")
             return
         self.save_button.disabled = True
@@ -167,6 +234,10 @@ class UpdateServerView(ipywidgets.VBox):
             )
             set_visible(self.reload_button, True)
         elif isinstance(exc, InvalidSettings) and exc.field_errors:
+            routing = [e.message for e in exc.field_errors if e.field in ROUTING_FIELDS]
+            if len(routing) == len(exc.field_errors):  # not on the settings form: say it here
+                self.status.error(" ".join(routing))
+                return
             elsewhere = self.form.show_errors(exc.field_errors)
             self.status.error(f"Fix the fields marked in red. {' '.join(elsewhere.values())}")
         elif isinstance(exc, NameTaken):
