@@ -8,6 +8,7 @@ workspace) or ``elegere token create --sender --workspace Sales``.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import Any
@@ -49,20 +50,23 @@ def cmd_send(args: argparse.Namespace) -> int:
         )
         return 2
     headers = {"Authorization": f"Bearer {args.token}"}
+    # Names a sender token could not look up, sent as ids: said if the service refuses them.
+    unresolved: list[str] = []
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request says nothing
     try:
         with httpx.Client(base_url=f"{args.url.rstrip('/')}/api/v1", headers=headers) as http:
-            ws = _workspace(http, args.workspace)
+            ws = _workspace(http, args.workspace, unresolved)
             if args.notification:
                 who = MessageSender(kind="notification", event=args.notification)
             elif args.custom_action:
                 who = MessageSender(
                     kind="custom_action",
-                    id=_sender_id(http, ws, "custom-actions", args.custom_action),
+                    id=_sender_id(http, ws, "custom-actions", args.custom_action, unresolved),
                 )
             else:
                 who = MessageSender(
                     kind="scheduler_job",
-                    id=_sender_id(http, ws, "scheduler-jobs", args.scheduler_job),
+                    id=_sender_id(http, ws, "scheduler-jobs", args.scheduler_job, unresolved),
                 )
             message = MessageIn(
                 sender=who,
@@ -85,6 +89,14 @@ def cmd_send(args: argparse.Namespace) -> int:
         return 1
     except ElegereError as exc:
         print(f"elegere send: {exc}", file=sys.stderr)
+        if unresolved:
+            print(
+                "elegere send: a sender token may not look names up, so "
+                f"{', '.join(repr(n) for n in unresolved)} went as given: pass ids instead "
+                "(--workspace ws_sales --custom-action ca_send_quote; a Workspace Admin sees "
+                "them in GET /workspaces and …/custom-actions), or use a Workspace Admin's token.",
+                file=sys.stderr,
+            )
         return 1
     print(
         f"{answer['id']} {answer['message_id']} {answer['status']} via {answer['email_server_id']}"
@@ -106,10 +118,11 @@ def _ok(response: Any) -> Any:
     raise from_problem(response.status_code, problem)
 
 
-def _workspace(http: Any, name: str) -> str:
+def _workspace(http: Any, name: str, unresolved: list[str]) -> str:
     """A workspace id by name, when the token may list workspaces; else the text as given."""
     response = http.get("/workspaces")
     if response.status_code == 403:  # a sender token: its workspace's id must be given
+        unresolved.append(name)
         return name
     for ws in _ok(response):
         if name in (ws["id"], ws["name"]) or ws["name"].casefold() == name.casefold():
@@ -117,10 +130,11 @@ def _workspace(http: Any, name: str) -> str:
     return name
 
 
-def _sender_id(http: Any, ws: str, collection: str, name: str) -> str:
+def _sender_id(http: Any, ws: str, collection: str, name: str, unresolved: list[str]) -> str:
     """A custom action's or job's id by its name; a sender token cannot list: used as given."""
     response = http.get(f"/workspaces/{quote(ws, safe='')}/{collection}")
     if response.status_code == 403:
+        unresolved.append(name)
         return name
     for item in _ok(response):
         if name in (item["id"], item["name"]):

@@ -39,3 +39,27 @@ def test_send_by_names_prints_the_id_and_message_id(
     assert bad.returncode == 2 and "subject" in bad.stderr and "Traceback" not in bad.stderr
     no_token = run([*args, "--to", "x@example.org", "--subject", "s"], tmp_path)
     assert no_token.returncode == 2 and "token create" in no_token.stderr
+
+
+def test_a_sender_token_sends_by_ids_and_is_told_to_use_them_for_names(
+    service: RunningService, tmp_path: Path
+) -> None:
+    from elegere_widgets.server.seed import create_sender_token
+
+    env = {"ELEGERE_URL": service.url, "ELEGERE_TOKEN": create_sender_token(service.ctx, "Sales")}
+    message = ["--to", "x@example.org", "--subject", "Quote"]
+    by_names = run(
+        ["send", "--workspace", "Sales", "--custom-action", "Send quote", *message],
+        tmp_path,
+        **env,
+    )
+    assert by_names.returncode == 1
+    assert "pass ids instead" in by_names.stderr and "'Send quote'" in by_names.stderr
+    assert "HTTP Request" not in by_names.stderr  # no log line per request
+    by_ids = run(
+        ["send", "--workspace", "ws_sales", "--custom-action", "ca_send_quote", *message],
+        tmp_path,
+        **env,
+    )
+    assert by_ids.returncode == 0, by_ids.stderr
+    assert by_ids.stdout.split()[2:] == ["queued", "via", "srv_sales_mailer"]
