@@ -1,11 +1,13 @@
-"""One delivery step: lease a message in the store, send it, record what happened.
+"""Delivery: lease messages in the store, send them, record what happened.
 
-The lease is a conditional UPDATE: only a message that is due and free (or whose lease
-expired: its worker died) is taken, and a row count of 1 says this worker has it, so two
-workers never send the same message in normal operation. Nothing is sent inside a store
-transaction. The outcome is written in one transaction: a delivery row per outcome of the
-attempt (sent, deferred, failed, with the server and its reply), each recipient's state,
-the message's status and next attempt, and the lease released.
+The lease is a conditional UPDATE … RETURNING: only messages that are due and free (or
+whose lease expired: their worker died) are taken, and the ids it returns are this
+worker's, so two workers never send the same message in normal operation. A queue entry
+names a batch of messages (see queue.py): they are leased in one statement, sent one after
+the other over the server's reused connection, and recorded a few at a time, each group in
+one transaction: a delivery row per outcome of each attempt (sent, deferred, failed, with
+the server and its reply), each recipient's state, the message's status and next attempt,
+and the lease released. Nothing is sent inside a store transaction.
 
 Statuses: ``sent`` when every recipient is sent; ``failed`` when none is pending any more
 and at least one was refused (5xx, or still deferred when the retry window closed) — each
@@ -19,8 +21,10 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,12 +44,15 @@ from .outcome import Attempt, RecipientResult
 from .schedule import next_delay, retry_deadline
 from .smtp_sender import SmtpConnection, SmtpConnections
 
-__all__ = ["GRAPH_DEFAULT_PACE", "Deliverer", "Pace", "due_filter", "worker_id"]
+__all__ = ["GRAPH_DEFAULT_PACE", "RECORD_EVERY", "Deliverer", "Pace", "due_filter", "worker_id"]
 
 log = logging.getLogger(__name__)
 
 #: Exchange Online's per-mailbox limit: a Graph server with no pace of its own gets this one.
 GRAPH_DEFAULT_PACE = 30
+#: Outcomes written per transaction. A transaction (and its fsync) per message cost more
+#: than the send itself; a killed worker resends at most this many per thread.
+RECORD_EVERY = 10
 #: Settings that are shown but not sent (derived when the server was saved).
 _DERIVED = ("certificate_info",)
 
@@ -120,68 +127,178 @@ class Deliverer:
         self.clock = clock
         self._settings_cache: dict[tuple[str, int], SmtpSettings | GraphSettings] = {}
         self._cache_lock = threading.Lock()
+        # SQLite has one writer at a time and its busy handler sleeps up to 100 ms between
+        # tries: this process's threads take turns here instead, in order, without sleeping.
+        self._writing: AbstractContextManager[object] = (
+            threading.Lock() if ctx.engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     # ------------------------------------------------------------------ the step
 
     def deliver(self, message_id: str) -> str | None:
-        """Lease, send, record. Returns the message's new status, or None when it was not ours
-        to send (another worker has it, it is not due, or it is final)."""
-        job = self.claim(message_id)
-        if job is None:
-            return None
+        """Lease, send, record one message. Returns its new status, ``paced``, or None when it
+        was not ours to send (another worker has it, it is not due, or it is final)."""
+        return self.deliver_many([message_id]).get(message_id)
+
+    def deliver_many(self, message_ids: Sequence[str]) -> dict[str, str]:
+        """Lease those of ``message_ids`` that are free and due in one statement, send them in
+        turn (one reused connection per server), and record their outcomes a few at a time
+        (``RECORD_EVERY``), each group in one transaction. Returns each handled message's new
+        status (``paced`` for one given back untried).
+
+        Messages are recorded in small groups rather than all at the end so that a killed
+        worker resends at most one group per thread (duplicates ≤ messages in flight), and the
+        leases of those still to send are renewed at half their life, so a long batch never
+        outlives its lease."""
+        statuses: dict[str, str] = {}
         try:
-            if job.settings is None:
-                attempt = Attempt.refused_all(
-                    job.message.pending,
-                    stage="connect",
-                    code=None,
-                    reply=f"The email server {job.server_id} no longer exists: send the message "
-                    "again through a sender that has a server.",
-                )
-                return self.record(job, attempt)
-            per_minute = job.pace or (
-                GRAPH_DEFAULT_PACE if job.server_type == "microsoft_graph" else None
-            )
-            if per_minute:
-                later = self.pace.take(job.server_id, per_minute, self.clock())
-                if later is not None:
-                    self.release(job, later)
-                    return "paced"
-            attempt = self.send(job)
-            return self.record(job, attempt)
+            jobs = self.claim_many(message_ids)
         except Exception:
             log.exception(
-                "Delivering message %s failed unexpectedly; it is tried again when its lease "
-                "expires (%g s).",
-                message_id,
+                "Leasing %d message(s) failed; the sweep finds them again.", len(message_ids)
+            )
+            return statuses
+        lease_s = self.ctx.settings.lease_s
+        renew_at = time.monotonic() + lease_s / 2
+        done: list[tuple[_Job, Attempt | datetime]] = []
+        paced: dict[str, datetime] = {}
+        for index, job in enumerate(jobs):
+            if time.monotonic() >= renew_at:
+                statuses.update(self._record_safely(done))
+                done = []
+                jobs[index:] = self.renew(jobs[index:])
+                renew_at = time.monotonic() + lease_s / 2
+                if index >= len(jobs):
+                    break
+                job = jobs[index]
+            try:
+                done.append((job, self._attempt(job, paced)))
+            except Exception:
+                log.exception(
+                    "Delivering message %s failed unexpectedly; it is tried again when its "
+                    "lease expires (%g s).",
+                    job.message.id,
+                    lease_s,
+                )
+            if len(done) >= RECORD_EVERY:
+                statuses.update(self._record_safely(done))
+                done = []
+        statuses.update(self._record_safely(done))
+        return statuses
+
+    def _attempt(self, job: _Job, paced: dict[str, datetime]) -> Attempt | datetime:
+        """Send one leased message: its attempt, or when it may go (over its server's pace)."""
+        if job.settings is None:
+            return Attempt.refused_all(
+                job.message.pending,
+                stage="connect",
+                code=None,
+                reply=f"The email server {job.server_id} no longer exists: send the message "
+                "again through a sender that has a server.",
+            )
+        per_minute = job.pace or (
+            GRAPH_DEFAULT_PACE if job.server_type == "microsoft_graph" else None
+        )
+        if per_minute:
+            later = paced.get(job.server_id) or self.pace.take(
+                job.server_id, per_minute, self.clock()
+            )
+            if later is not None:
+                paced[job.server_id] = later  # the rest of this batch waits too
+                return later
+        return self.send(job)
+
+    def _record_safely(self, done: list[tuple[_Job, Attempt | datetime]]) -> dict[str, str]:
+        if not done:
+            return {}
+        try:
+            return self.record_many(done)
+        except Exception:
+            log.exception(
+                "Recording %d attempt(s) failed; those messages are tried again when their "
+                "lease expires (%g s).",
+                len(done),
                 self.ctx.settings.lease_s,
             )
-            return None
+            return {}
 
     # ------------------------------------------------------------------ lease
 
     def claim(self, message_id: str) -> _Job | None:
+        jobs = self.claim_many([message_id])
+        return jobs[0] if jobs else None
+
+    def claim_many(self, message_ids: Sequence[str]) -> list[_Job]:
+        """Lease every one of ``message_ids`` that is due and free, in one UPDATE … RETURNING:
+        the ids it returns are this worker's, whatever other threads or workers do at the
+        same time (on PostgreSQL rows another worker is leasing are skipped, not waited for)."""
+        if not message_ids:
+            return []
         now = self.clock()
         lease_until = now + timedelta(seconds=self.ctx.settings.lease_s)
-        with self.ctx.sessions.begin() as session:
-            taken = session.execute(
-                update(MessageRow)
-                .where(MessageRow.id == message_id, due_filter(now))
-                .values(
-                    lease_owner=self.owner,
-                    lease_expires_at=lease_until,
-                    status="sending",
-                    updated_at=now,
+        free = (
+            select(MessageRow.id)
+            .where(MessageRow.id.in_(list(message_ids)), due_filter(now))
+            .with_for_update(skip_locked=True)
+        )
+        with self._writing, self.ctx.sessions.begin() as session:
+            taken = set(
+                session.scalars(
+                    update(MessageRow)
+                    .where(MessageRow.id.in_(free), due_filter(now))
+                    .values(
+                        lease_owner=self.owner,
+                        lease_expires_at=lease_until,
+                        status="sending",
+                        updated_at=now,
+                    )
+                    .returning(MessageRow.id)
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
             )
-            if taken.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            row = session.get(MessageRow, message_id)
-            assert row is not None
-            return self._job(session, row)
+            if not taken:
+                return []
+            rows = {
+                row.id: row
+                for row in session.scalars(select(MessageRow).where(MessageRow.id.in_(taken)))
+            }
+            server_ids = {row.email_server_id for row in rows.values()}
+            servers = {
+                server.id: server
+                for server in session.scalars(
+                    select(EmailServerRow).where(EmailServerRow.id.in_(server_ids))
+                )
+            }
+            # In the order given: the order they were submitted in.
+            return [
+                self._job(rows[i], servers.get(rows[i].email_server_id))
+                for i in dict.fromkeys(message_ids)
+                if i in rows
+            ]
 
-    def _job(self, session: Session, row: MessageRow) -> _Job:
+    def renew(self, jobs: list[_Job]) -> list[_Job]:
+        """Extend the lease of messages still to send; those whose lease ran out (another
+        worker may have them now) are dropped."""
+        if not jobs:
+            return []
+        now = self.clock()
+        with self._writing, self.ctx.sessions.begin() as session:
+            kept = set(
+                session.scalars(
+                    update(MessageRow)
+                    .where(
+                        MessageRow.id.in_([job.message.id for job in jobs]),
+                        MessageRow.lease_owner == self.owner,
+                        MessageRow.lease_expires_at >= now,
+                    )
+                    .values(lease_expires_at=now + timedelta(seconds=self.ctx.settings.lease_s))
+                    .returning(MessageRow.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+        return [job for job in jobs if job.message.id in kept]
+
+    def _job(self, row: MessageRow, server: EmailServerRow | None) -> _Job:
         pending = [a for a, state in row.recipients.items() if state.get("status") == "pending"]
         message = Outgoing(
             id=row.id,
@@ -196,7 +313,6 @@ class Deliverer:
             created_at=row.created_at,
             pending=pending,
         )
-        server = session.get(EmailServerRow, row.email_server_id)
         if server is None:
             return _Job(
                 message, row.attempts, row.email_server_id, "(deleted)", "", 0, None, None, None
@@ -226,22 +342,6 @@ class Deliverer:
         with self._cache_lock:
             self._settings_cache[key] = settings
         return settings
-
-    def release(self, job: _Job, at: datetime) -> None:
-        """Give the message back untried (over the server's pace): no attempt counted."""
-        with self.ctx.sessions.begin() as session:
-            session.execute(
-                update(MessageRow)
-                .where(MessageRow.id == job.message.id, MessageRow.lease_owner == self.owner)
-                .values(
-                    status="retrying" if job.attempts else "queued",
-                    next_attempt_at=at,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=self.clock(),
-                )
-                .execution_options(synchronize_session=False)
-            )
 
     # ------------------------------------------------------------------ send
 
@@ -307,64 +407,97 @@ class Deliverer:
     # ------------------------------------------------------------------ record
 
     def record(self, job: _Job, attempt: Attempt) -> str:
+        return self.record_many([(job, attempt)])[job.message.id]
+
+    def record_many(self, done: Sequence[tuple[_Job, Attempt | datetime]]) -> dict[str, str]:
+        """Write what happened to each message in one transaction: an attempt's outcome, or
+        (a time instead of an attempt) the message given back untried until then, over its
+        server's pace, with no attempt counted."""
         now = self.clock()
-        settings = self.ctx.settings
-        with self.ctx.sessions.begin() as session:
-            row = session.get(MessageRow, job.message.id, with_for_update=True)
-            assert row is not None
-            results = attempt.for_recipients(job.message.pending)
-            if now >= retry_deadline(row.created_at, settings):
-                # The retry window closed: what is deferred now has failed, with this reply.
-                results = {
-                    a: r if r.outcome != "deferred" else replace(r, outcome="failed")
-                    for a, r in results.items()
-                }
-            self._add_deliveries(session, row, job, attempt, results, now)
-            if row.lease_owner != self.owner:
-                # Our lease ran out while we sent and another worker may have the message:
-                # the attempt is on record; its state is the other worker's to write.
-                log.warning(
-                    "The lease on message %s expired while it was sent (lease %g s, send "
-                    "budget %g s): raise ELEGERE_LEASE_S above the send budget.",
-                    row.id,
-                    settings.lease_s,
-                    settings.send_budget_s,
+        statuses: dict[str, str] = {}
+        with self._writing, self.ctx.sessions.begin() as session:
+            rows = {
+                row.id: row
+                for row in session.scalars(
+                    select(MessageRow)
+                    .where(MessageRow.id.in_([job.message.id for job, _ in done]))
+                    .with_for_update()
                 )
-                return row.status
-            recipients = {addr: dict(state) for addr, state in row.recipients.items()}
-            for address, result in results.items():
-                state = recipients.setdefault(address, {"status": "pending", "reply": None})
-                state["reply"] = result.reply
-                if result.outcome != "deferred":
-                    state["status"] = result.outcome
-            row.attempts += 1
-            row.last_reply = attempt.reply or row.last_reply
-            pending = [a for a, s in recipients.items() if s["status"] == "pending"]
-            if pending:
-                if attempt.server_failed:
-                    row.server_failures += 1
-                if now >= retry_deadline(row.created_at, settings):
-                    for address in pending:  # not tried this time (a lost connection)
-                        recipients[address]["status"] = "failed"
-                    pending = []
-                elif row.server_failures >= 2 and job.fallback_server_id:
-                    row.email_server_id = job.fallback_server_id
-                    row.server_failures = 0
-                    row.next_attempt_at = now
-                    row.status = "retrying"
+            }
+            for job, result in done:
+                row = rows[job.message.id]
+                if isinstance(result, datetime):
+                    statuses[row.id] = self._release(row, job, result, now)
                 else:
-                    row.next_attempt_at = now + next_delay(row.attempts, settings)
-                    row.status = "retrying"
-            if not pending:
-                everyone_sent = all(s["status"] == "sent" for s in recipients.values())
-                row.status = "sent" if everyone_sent else "failed"
-                row.finished_at = now
-                row.next_attempt_at = None
-            row.recipients = recipients
+                    statuses[row.id] = self._record(session, row, job, result, now)
+        return statuses
+
+    def _release(self, row: MessageRow, job: _Job, at: datetime, now: datetime) -> str:
+        if row.lease_owner == self.owner:
+            row.status = "retrying" if job.attempts else "queued"
+            row.next_attempt_at = at
             row.lease_owner = None
             row.lease_expires_at = None
             row.updated_at = now
+        return "paced"
+
+    def _record(
+        self, session: Session, row: MessageRow, job: _Job, attempt: Attempt, now: datetime
+    ) -> str:
+        settings = self.ctx.settings
+        results = attempt.for_recipients(job.message.pending)
+        if now >= retry_deadline(row.created_at, settings):
+            # The retry window closed: what is deferred now has failed, with this reply.
+            results = {
+                a: r if r.outcome != "deferred" else replace(r, outcome="failed")
+                for a, r in results.items()
+            }
+        self._add_deliveries(session, row, job, attempt, results, now)
+        if row.lease_owner != self.owner:
+            # Our lease ran out while we sent and another worker may have the message:
+            # the attempt is on record; its state is the other worker's to write.
+            log.warning(
+                "The lease on message %s expired while it was sent (lease %g s, send "
+                "budget %g s): raise ELEGERE_LEASE_S above the send budget.",
+                row.id,
+                settings.lease_s,
+                settings.send_budget_s,
+            )
             return row.status
+        recipients = {addr: dict(state) for addr, state in row.recipients.items()}
+        for address, result in results.items():
+            state = recipients.setdefault(address, {"status": "pending", "reply": None})
+            state["reply"] = result.reply
+            if result.outcome != "deferred":
+                state["status"] = result.outcome
+        row.attempts += 1
+        row.last_reply = attempt.reply or row.last_reply
+        pending = [a for a, s in recipients.items() if s["status"] == "pending"]
+        if pending:
+            if attempt.server_failed:
+                row.server_failures += 1
+            if now >= retry_deadline(row.created_at, settings):
+                for address in pending:  # not tried this time (a lost connection)
+                    recipients[address]["status"] = "failed"
+                pending = []
+            elif row.server_failures >= 2 and job.fallback_server_id:
+                row.email_server_id = job.fallback_server_id
+                row.server_failures = 0
+                row.next_attempt_at = now
+                row.status = "retrying"
+            else:
+                row.next_attempt_at = now + next_delay(row.attempts, settings)
+                row.status = "retrying"
+        if not pending:
+            everyone_sent = all(s["status"] == "sent" for s in recipients.values())
+            row.status = "sent" if everyone_sent else "failed"
+            row.finished_at = now
+            row.next_attempt_at = None
+        row.recipients = recipients
+        row.lease_owner = None
+        row.lease_expires_at = None
+        row.updated_at = now
+        return row.status
 
     def _add_deliveries(
         self,

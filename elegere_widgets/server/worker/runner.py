@@ -51,9 +51,8 @@ class Worker:
         self.queue = HueyQueue(self.huey)
         self.sweeper = Sweeper(ctx, self.queue, self.connections)
 
-    def _deliver(self, message_id: str) -> None:
-        status = self.deliverer.deliver(message_id)
-        if status is not None:
+    def _deliver(self, message_ids: list[str]) -> None:
+        for message_id, status in self.deliverer.deliver_many(message_ids).items():
             log.info("message %s: %s", message_id, status)
 
     def run(self) -> None:
