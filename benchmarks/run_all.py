@@ -28,6 +28,7 @@ SCRIPTS = {
     "deliveries": "bench_deliveries_frame.py",
     "panel": "bench_panel_refresh.py",
     "worker": "bench_worker_throughput.py",
+    "recovery": "bench_worker_recovery.py",
 }
 
 
