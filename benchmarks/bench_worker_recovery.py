@@ -36,8 +36,8 @@ WORKER = (sys.executable, "-m", "elegere_widgets.server.cli", "worker", "--threa
 
 
 def one_run(interval: float, *, lose_queue: bool) -> tuple[float, float, int, int]:
-    """Seconds from the kill to the replacement's first delivery and to the last one; the
-    messages in flight at the kill; duplicates at the sink."""
+    """Seconds from the kill to the replacement's first delivery and until every message is
+    recorded as sent; the messages in flight at the kill; duplicates at the sink."""
     from elegere_widgets.server.store.tables import MessageRow
     from elegere_widgets.server.worker.queue import build_huey
     from tests.fixtures.messages import add_messages, add_peer_server, make_store
@@ -83,12 +83,19 @@ def one_run(interval: float, *, lose_queue: bool) -> tuple[float, float, int, in
                     raise RuntimeError("the replacement did not deliver")
                 time.sleep(0.005)
             first = time.perf_counter() - killed
-            received: list[str] = []
-            while len(set(received)) < MESSAGES:
+            # Until the store has every message sent: one the killed worker had sent but not
+            # recorded is at the sink already, and is sent again after its lease.
+            while True:
+                with ctx.sessions() as s:
+                    sent = s.query(MessageRow).filter(MessageRow.status == "sent").count()
+                if sent == MESSAGES:
+                    break
                 if time.perf_counter() - killed > LEASE_S + 120:
-                    raise RuntimeError(f"only {len(set(received))} of {MESSAGES} delivered")
-                time.sleep(0.02)
-                received = [str(m.message["Message-ID"]) for m in sink.messages]
+                    raise RuntimeError(f"only {sent} of {MESSAGES} recorded as sent")
+                time.sleep(0.05)
+            received = [str(m.message["Message-ID"]) for m in sink.messages]
+            if len(set(received)) != MESSAGES:
+                raise RuntimeError(f"{MESSAGES - len(set(received))} message(s) lost")
             last = time.perf_counter() - killed
             return first, last, in_flight, len(received) - len(set(received))
         finally:
@@ -111,7 +118,7 @@ def main() -> int:
         results = [one_run(args.interval, lose_queue=lose_queue) for _ in range(runs)]
         for first, last, in_flight, dups in results:
             note(
-                f"  first delivery {first:.2f} s after the kill; all {MESSAGES} after "
+                f"  first delivery {first:.2f} s after the kill; all {MESSAGES} sent after "
                 f"{last:.1f} s (lease {LEASE_S:g} s); {in_flight} in flight, {dups} duplicate(s)"
             )
         first = median([r[0] for r in results])
@@ -123,9 +130,9 @@ def main() -> int:
                 unit="s",
                 target="≤ sweep interval + 1 s",
                 met=first <= args.interval + 1.0,
-                note=f"median of {runs}; every message delivered after "
-                f"{median([r[1] for r in results]):.1f} s (lease {LEASE_S:g} s); duplicates "
-                f"{max(r[3] for r in results)} ≤ in flight {min(r[2] for r in results)}",
+                note=f"median of {runs}; every message sent after "
+                f"{median([r[1] for r in results]):.1f} s (lease {LEASE_S:g} s); duplicates / "
+                f"in flight: {', '.join(f'{r[3]}/{r[2]}' for r in results)}",
                 load=load,
             )
         )
