@@ -30,13 +30,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from limits import RateLimitItemPerMinute
-from limits.storage import storage_from_string
+from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from ...models import SETTINGS_BY_TYPE, GraphSettings, SmtpSettings
 from ..context import ServiceContext
+from ..rate_limit import make_storage
 from ..security import new_id
 from ..store.tables import DeliveryRow, EmailServerRow, MessageRow, utcnow
 from .compose import Outgoing
@@ -78,11 +79,12 @@ def due_filter(now: datetime) -> Any:
 
 
 class Pace:
-    """Per-server messages per minute, over a moving window (the ``limits`` library): in
-    memory for one machine, in Redis when the queue is there, so all workers share it."""
+    """Per-server messages per minute, over a moving window (the ``limits`` library), in the
+    service's limits store: Redis when ``ELEGERE_LIMITS_URL`` or a Redis queue names one, so
+    all workers share it; else this process's memory."""
 
-    def __init__(self, queue_url: str | None) -> None:
-        self.limiter = MovingWindowRateLimiter(storage_from_string(queue_url or "memory://"))
+    def __init__(self, storage: Storage) -> None:
+        self.limiter = MovingWindowRateLimiter(storage)
 
     def take(self, server_id: str, per_minute: int, now: datetime) -> datetime | None:
         """None when a message may go now; else when the window has room again."""
@@ -123,7 +125,7 @@ class Deliverer:
         self.ctx = ctx
         self.owner = owner or worker_id()
         self.connections = connections or SmtpConnections(ctx.settings.smtp_idle_s)
-        self.pace = pace or Pace(ctx.settings.queue_url)
+        self.pace = pace or Pace(make_storage(ctx.settings))
         self.clock = clock
         self._settings_cache: dict[tuple[str, int], SmtpSettings | GraphSettings] = {}
         self._cache_lock = threading.Lock()
