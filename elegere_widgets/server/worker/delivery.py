@@ -150,9 +150,14 @@ class Deliverer:
 
         Messages are recorded in small groups rather than all at the end so that a killed
         worker resends at most one group per thread (duplicates ≤ messages in flight), and the
-        leases of those still to send are renewed at half their life, so a long batch never
-        outlives its lease."""
+        leases of those still to send are renewed before a send that could outlast them (one
+        may take the whole send budget), so a long batch never outlives its lease."""
         statuses: dict[str, str] = {}
+        lease_s = self.ctx.settings.lease_s
+        # A send may take the whole send budget: one starts only with that much lease left
+        # (or half the lease, when it is longer), else the leases are renewed first.
+        keep = max(lease_s / 2, self.ctx.settings.send_budget_s)
+        leased_until = time.monotonic() + lease_s  # taken before the claim: never later
         try:
             jobs = self.claim_many(message_ids)
         except Exception:
@@ -160,16 +165,14 @@ class Deliverer:
                 "Leasing %d message(s) failed; the sweep finds them again.", len(message_ids)
             )
             return statuses
-        lease_s = self.ctx.settings.lease_s
-        renew_at = time.monotonic() + lease_s / 2
         done: list[tuple[_Job, Attempt | datetime]] = []
         paced: dict[str, datetime] = {}
         for index, job in enumerate(jobs):
-            if time.monotonic() >= renew_at:
+            if leased_until - time.monotonic() < keep:
                 statuses.update(self._record_safely(done))
                 done = []
+                leased_until = time.monotonic() + lease_s
                 jobs[index:] = self.renew(jobs[index:])
-                renew_at = time.monotonic() + lease_s / 2
                 if index >= len(jobs):
                     break
                 job = jobs[index]
