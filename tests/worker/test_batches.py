@@ -49,14 +49,14 @@ def test_two_workers_given_the_same_batch_send_each_message_once(
 def test_a_batch_that_outlasts_the_lease_keeps_its_messages(
     database_url: str, tmp_path: Path
 ) -> None:
-    # A lease of 1 s and a server that takes 0.3 s per message: the batch of 8 needs about
-    # 2.4 s. Its worker renews the leases of the messages still to send, so another worker
+    # A lease of 1.5 s and a server that takes 0.3 s per message: the batch of 10 needs
+    # about 3 s. Its worker renews the leases of the messages still to send, so another worker
     # trying all the while never gets one of them.
-    ctx = make_store(database_url, tmp_path, lease_s=1.0)
+    ctx = make_store(database_url, tmp_path, lease_s=1.5)
     try:
         with SmtpPeer("plain", data_delay_s=0.3) as slow:
             server = add_peer_server(ctx, slow, "srv_slow")
-            ids = add_messages(ctx, server, [f"r{n}@example.org" for n in range(8)])
+            ids = add_messages(ctx, server, [f"r{n}@example.org" for n in range(10)])
             holder, other = Deliverer(ctx), Deliverer(ctx)
             done: dict[str, str] = {}
             worker = threading.Thread(target=lambda: done.update(holder.deliver_many(ids)))
@@ -68,7 +68,7 @@ def test_a_batch_that_outlasts_the_lease_keeps_its_messages(
             assert taken_by_other == []
             assert done == dict.fromkeys(ids, "sent")
             received = message_ids_at(slow)
-            assert len(received) == len(set(received)) == 8
+            assert len(received) == len(set(received)) == 10
             holder.connections.close_all()
     finally:
         ctx.engine.dispose()
