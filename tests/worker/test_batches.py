@@ -49,10 +49,10 @@ def test_two_workers_given_the_same_batch_send_each_message_once(
 def test_a_batch_that_outlasts_the_lease_keeps_its_messages(
     database_url: str, tmp_path: Path
 ) -> None:
-    # A lease of 1.5 s and a server that takes 0.3 s per message: the batch of 10 needs
+    # A lease of 2 s and a server that takes 0.3 s per message: the batch of 10 needs
     # about 3 s. Its worker renews the leases of the messages still to send, so another worker
     # trying all the while never gets one of them.
-    ctx = make_store(database_url, tmp_path, lease_s=1.5)
+    ctx = make_store(database_url, tmp_path, lease_s=2.0)
     try:
         with SmtpPeer("plain", data_delay_s=0.3) as slow:
             server = add_peer_server(ctx, slow, "srv_slow")
@@ -64,7 +64,7 @@ def test_a_batch_that_outlasts_the_lease_keeps_its_messages(
             worker.start()
             while worker.is_alive():
                 taken_by_other += [job.message.id for job in other.claim_many(ids)]
-                worker.join(0.05)
+                worker.join(0.2)
             assert taken_by_other == []
             assert done == dict.fromkeys(ids, "sent")
             received = message_ids_at(slow)
