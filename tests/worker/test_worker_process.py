@@ -8,14 +8,17 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from elegere_widgets.server.context import ServiceContext
-from elegere_widgets.server.store.tables import MessageRow
+from elegere_widgets.server.store.tables import CustomActionRow, MessageRow
 from elegere_widgets.server.worker.queue import HueyQueue, build_huey
+from tests.conftest import ADMIN
 from tests.fixtures.messages import add_message, add_peer_server, make_store, message_ids_at
 from tests.fixtures.processes import ELEGERE, clean_env, elegere
+from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import SmtpPeer
 
 
@@ -176,3 +179,43 @@ def test_two_workers_on_postgresql_and_redis_send_each_message_once(
     finally:
         build_huey(ctx.settings).flush()
         ctx.engine.dispose()
+
+
+def test_messages_posted_to_the_api_are_delivered_by_the_worker(
+    service: RunningService, sink: SmtpPeer, workers: Workers
+) -> None:
+    """End to end as a user sends: POST …/messages (a batch and a single one) over HTTP to the
+    real service, an `elegere worker` process, the sink; GET shows each attempt."""
+    ctx = service.ctx
+    add_peer_server(ctx, sink, "srv_peer")
+    with ctx.sessions.begin() as s:  # "Send quote" goes through the peer
+        action = s.get(CustomActionRow, "ca_send_quote")
+        assert action is not None
+        action.email_server_id = "srv_peer"
+    workers.start(ctx)
+    sales = f"{service.url}/api/v1/workspaces/ws_sales"
+    headers = {"Authorization": f"Bearer {service.tokens[ADMIN]}"}
+
+    def message(n: int) -> dict[str, object]:
+        return {
+            "sender": {"kind": "custom_action", "id": "ca_send_quote"},
+            "to": [f"Kunde {n} <k{n}@bücher.example>"],
+            "subject": f"Ihr Angebot – Nr. {n}",
+            "text": "Guten Tag,\nanbei das Angebot.",
+        }
+
+    with httpx.Client(headers=headers, timeout=30) as http:
+        batch = http.post(f"{sales}/messages", json={"messages": [message(n) for n in range(20)]})
+        assert batch.status_code == 202, batch.text
+        single = http.post(f"{sales}/messages", json=message(20))
+        assert single.status_code == 202, single.text
+        answers = [*batch.json()["items"], single.json()]
+        wait_until("21 messages at the sink", lambda: len(sink.messages) >= 21)
+        wait_until("all recorded", lambda: _statuses(ctx) == {"sent": 21})
+        assert sorted(message_ids_at(sink)) == sorted(a["message_id"] for a in answers)
+        assert sorted(m.subject for m in sink.messages) == sorted(
+            f"Ihr Angebot – Nr. {n}" for n in range(21)
+        )
+        got = http.get(f"{sales}/messages/{answers[-1]['id']}").json()
+    assert got["status"] == "sent"
+    assert [a["outcome"] for a in got["attempts"]] == ["sent"]
