@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -18,6 +19,16 @@ def _statuses(ctx: ServiceContext) -> dict[str, int]:
     with ctx.sessions() as s:
         rows = s.execute(select(MessageRow.status, func.count()).group_by(MessageRow.status))
         return {status: n for status, n in rows}
+
+
+def _leased_by(ctx: ServiceContext, owner: str) -> int:
+    with ctx.sessions() as s:
+        return int(
+            s.scalar(
+                select(func.count()).select_from(MessageRow).where(MessageRow.lease_owner == owner)
+            )
+            or 0
+        )
 
 
 def test_two_workers_given_the_same_batch_send_each_message_once(
@@ -62,6 +73,9 @@ def test_a_batch_that_outlasts_the_lease_keeps_its_messages(
             worker = threading.Thread(target=lambda: done.update(holder.deliver_many(ids)))
             taken_by_other: list[str] = []
             worker.start()
+            while not _leased_by(ctx, holder.owner):  # one statement leases all ten
+                assert worker.is_alive()
+                time.sleep(0.01)
             while worker.is_alive():
                 taken_by_other += [job.message.id for job in other.claim_many(ids)]
                 worker.join(0.2)
