@@ -263,3 +263,44 @@ class MessageRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ServerCheckRow(Base):
+    """One connection test of a stored server: scheduled (the worker) or manual (the API).
+
+    ``detail`` is the test's summary (a stage and the server's reply), never a secret. No
+    foreign key: the checks of a deleted server are history like its deliveries.
+    """
+
+    __tablename__ = "server_checks"
+    __table_args__ = (Index("ix_server_checks_server_time", "email_server_id", "checked_at", "id"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    email_server_id: Mapped[str] = mapped_column(String(40))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    failed_stage: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    elapsed_ms: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    #: "scheduled" | "manual"
+    source: Mapped[str] = mapped_column(String(20))
+
+
+class ServerCheckLeaseRow(Base):
+    """A server's place in the health schedule, and what its admins were last told.
+
+    A worker checks a server when ``next_check_at`` has come and no other holds it (a
+    conditional UPDATE takes ``check_lease_owner`` until ``check_lease_expires_at``). The row
+    is made by the first worker that sees the server.
+    """
+
+    __tablename__ = "server_check_leases"
+    __table_args__ = (Index("ix_server_check_leases_due", "next_check_at"),)
+    email_server_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    next_check_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    check_lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    check_lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The health last alerted (failing, expiring, expired, healthy); None: never alerted.
+    alerted_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The last expiry reminder sent (30, 7 or 1 days before); None: none since the last renewal.
+    reminded_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
