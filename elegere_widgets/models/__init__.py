@@ -1,7 +1,14 @@
 """Pydantic models shared by the client, the widgets and the service; no I/O here."""
 
 from .audit import AuditEvent
-from .connection import ConnectionTestResult, LastTest, ServerType, Stage
+from .connection import (
+    ConnectionTestResult,
+    LastTest,
+    ServerCheck,
+    ServerHealth,
+    ServerType,
+    Stage,
+)
 from .messages import (
     AcceptedBatch,
     Attempt,
@@ -73,6 +80,8 @@ __all__ = [
     "RoleGrant",
     "SchedulerJob",
     "SendTestResult",
+    "ServerCheck",
+    "ServerHealth",
     "ServerType",
     "SmtpServerSpec",
     "SmtpSettings",

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 ServerType = Literal["smtp", "microsoft_graph"]
+CheckSource = Literal["manual", "scheduled"]
+HealthStatus = Literal["healthy", "degraded", "failing", "expiring", "expired"]
 
 
 class Stage(BaseModel):
@@ -42,3 +44,27 @@ class LastTest(BaseModel):
     at: datetime = Field(description="When the test ran.")
     elapsed_ms: int = 0
     detail: str = ""
+    source: CheckSource | None = Field(
+        None, description="manual (a connection test through the API) or scheduled (the worker)."
+    )
+
+
+class ServerCheck(BaseModel):
+    """One connection test of a stored server, kept: the server's health over time."""
+
+    id: str
+    email_server_id: str
+    checked_at: datetime
+    ok: bool
+    failed_stage: str | None = Field(None, description="The stage that failed; null when ok.")
+    elapsed_ms: int = 0
+    detail: str = Field("", description="What happened (never a secret).")
+    source: CheckSource
+
+
+class ServerHealth(BaseModel):
+    """Computed from the server's checks, deliveries and certificate when read."""
+
+    status: HealthStatus
+    since: datetime | None = Field(None, description="Since when, when known.")
+    reason: str = Field("", description="Why, in words: the badge's text.")

@@ -37,7 +37,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .connection import LastTest, ServerType
+from .connection import LastTest, ServerHealth, ServerType
 from .fields import (
     Choices,
     Derived,
@@ -695,6 +695,9 @@ class EmailServer(BaseModel):
         None, description="Where messages go after this server's second failed attempt."
     )
     max_per_minute: int | None = Field(None, description="A pace; null: none.")
+    health: ServerHealth | None = Field(
+        None, description="healthy, degraded, failing, expiring or expired; computed when read."
+    )
 
     @model_validator(mode="after")
     def _settings_of_its_type(self) -> EmailServer:

@@ -34,3 +34,28 @@ def record(
             detail=detail[:1000],
         )
     )
+
+
+def record_by_service(
+    session: Session,
+    scope: Scope,
+    action: str,
+    *,
+    server_id: str | None,
+    result: str = "ok",
+    detail: str = "",
+) -> None:
+    """What the service did on its own (the worker's health alerts): no actor."""
+    session.add(
+        AuditEvent(
+            actor_user_id=None,
+            actor_email=None,
+            organization_id=scope.organization_id,
+            workspace_id=scope.workspace_id,
+            email_server_id=server_id,
+            action=action,
+            changed_fields=[],
+            result=result,
+            detail=detail[:1000],
+        )
+    )

@@ -117,6 +117,16 @@ class Settings(BaseSettings):
     message_retention_days: float = Field(
         7, ge=0, description="Days a final message keeps its body before it is purged."
     )
+    # ---- scheduled health checks (the worker)
+    health_interval_s: float = Field(
+        86400.0,
+        gt=0,
+        description="Every server (own and organization's) is checked once per this many "
+        "seconds, spread over the interval.",
+    )
+    health_concurrency: int = Field(
+        4, gt=0, le=256, description="Scheduled checks a worker runs at once."
+    )
 
     @field_validator("egress_allow", "egress_deny", "egress_allow_ports", mode="before")
     @classmethod

@@ -76,8 +76,10 @@ from ..store.tables import (
     WorkspaceRow,
 )
 from ..unreadable import SEALED_HEAD, UnreadableSecrets
+from .health import health_by_server
 from .messages import move_queued_messages
 from .senders import usable_server
+from .server_checks import record_check, test_summary
 
 Spec = SmtpServerSpec | GraphServerSpec
 AnySettings = SmtpSettings | GraphSettings
@@ -169,6 +171,7 @@ def _document(
     custom_actions: int,
     scheduler_jobs: int,
     secrets_unreadable: Sequence[str] = (),
+    health: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A stored server as EmailServer shows it, in the values pydantic would hold."""
     last_test = row.last_test
@@ -192,6 +195,7 @@ def _document(
         "last_test": last_test,
         "fallback_server_id": row.fallback_server_id,
         "max_per_minute": row.max_per_minute,
+        "health": health,
     }
 
 
@@ -223,9 +227,12 @@ def to_model(
     scope: Scope,
     usage: UsageCounts,
     secrets_unreadable: Sequence[str] = (),
+    health: dict[str, Any] | None = None,
 ) -> EmailServer:
     return EmailServer.model_validate(
-        _document(row, scope, usage.custom_actions, usage.scheduler_jobs, secrets_unreadable)
+        _document(
+            row, scope, usage.custom_actions, usage.scheduler_jobs, secrets_unreadable, health
+        )
     )
 
 
@@ -283,9 +290,22 @@ class EmailServerQueries:
         )
         rows = result.all()
         marked = self.unreadable.of_rows(self.session, rows) if self.unreadable else {}
+        health = health_by_server(
+            self.session,
+            {r.id: r.settings for r in rows},
+            select(EmailServerRow.id).where(_visible(scope)),
+            _now(),
+        )
         return to_json(
             [
-                _document(r, scope, r.custom_actions, r.scheduler_jobs, marked.get(r.id, ()))
+                _document(
+                    r,
+                    scope,
+                    r.custom_actions,
+                    r.scheduler_jobs,
+                    marked.get(r.id, ()),
+                    health.get(r.id),
+                )
                 for r in rows
             ]
         )
@@ -295,7 +315,10 @@ class EmailServerQueries:
 
     def model(self, row: EmailServerRow) -> EmailServer:
         fields = self.unreadable.of_row(row) if self.unreadable else ()
-        return to_model(row, self.scope, self._usage_counts([row.id])[row.id], fields)
+        health = health_by_server(self.session, {row.id: row.settings}, [row.id], _now())
+        return to_model(
+            row, self.scope, self._usage_counts([row.id])[row.id], fields, health[row.id]
+        )
 
     def usages(self, server_id: str) -> list[Usage]:
         self.visible_row(server_id)
@@ -425,6 +448,16 @@ def _stored_public(row: EmailServerRow) -> dict[str, Any]:
     # The TLS mode a test found out is not a setting anyone typed: a change of the settings,
     # or a test of new ones, starts without it.
     return {k: v for k, v in row.settings.items() if k not in (*DERIVED_FIELDS, TLS_MODE)}
+
+
+def stored_server_settings(ctx: ServiceContext, row: EmailServerRow) -> AnySettings:
+    """The server's settings as stored, secrets opened: what a test of the stored server (a
+    test send, the worker's scheduled check) uses. Raises InvalidSettings when a stored
+    secret cannot be opened (it must be entered again)."""
+    stored = {**_stored_public(row), **_stored_secrets(ctx, row, {})}
+    if row.settings.get(TLS_MODE):  # sending uses what the test found out
+        stored[TLS_MODE] = row.settings[TLS_MODE]
+    return _validate(row.type, stored)
 
 
 def _require_certificate(settings: AnySettings) -> None:
@@ -607,26 +640,20 @@ class EmailServerService:
                 elapsed_ms=result.elapsed_ms,
                 tls_mode=tls_mode,
             )
-        failed = result.failed_stage
-        summary = (
-            "passed" if result.ok else f"failed at {failed.name}: {failed.detail}" if failed else ""
-        )
+        summary = test_summary(result)
         # A session of its own: the request's may be closing in another thread by now.
         with self.ctx.sessions() as session:
             if record_on is not None:
-                values: dict[str, Any] = {
-                    "last_test": test_record(result.ok, result.elapsed_ms, summary)
-                }
+                record_check(session, record_on, result, "manual")
                 stored = session.get(EmailServerRow, record_on) if tls_mode else None
                 if stored is not None:
                     # Sending through this server need not probe again.
-                    values["settings"] = {**stored.settings, TLS_MODE: tls_mode}
-                session.execute(
-                    update(EmailServerRow)
-                    .where(EmailServerRow.id == record_on)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
+                    session.execute(
+                        update(EmailServerRow)
+                        .where(EmailServerRow.id == record_on)
+                        .values(settings={**stored.settings, TLS_MODE: tls_mode})
+                        .execution_options(synchronize_session=False)
+                    )
             self._audit(
                 "test",
                 server_id=server_id,
@@ -939,10 +966,7 @@ class EmailServerService:
         the sending (and its record as a delivery) is the work."""
         self._count_attempt()
         row = self.queries.own_row(server_id)
-        stored = {**_stored_public(row), **_stored_secrets(self.ctx, row, {})}
-        if row.settings.get(TLS_MODE):  # sending uses what the test found out
-            stored[TLS_MODE] = row.settings[TLS_MODE]
-        settings = _validate(row.type, stored)
+        settings = stored_server_settings(self.ctx, row)
         name = row.name
         self._end_transaction()  # no transaction is held while the message is sent
         slot = self._take_slot()

@@ -192,6 +192,16 @@ class MessageService:
         self.ctx.queue.signal(new_ids)
         return answers, bool(new_ids)
 
+    def submit_through(self, message: MessageIn, server: EmailServerRow) -> MessageAccepted:
+        """Accept one message for ``server``, chosen by the service rather than by the
+        sender's routing (a health alert must not go through the failing server). Commits
+        what the session holds with it, then signals a worker."""
+        row = self._row(self._prepare(message, 0, 1), server, _now())
+        self.session.add(row)
+        self.session.commit()
+        self.ctx.queue.signal([row.id])
+        return accepted(row)
+
     def _prepare(self, message: MessageIn, index: int, count: int) -> _Prepared:
         label = f"Message {index + 1}: " if count > 1 else ""
         size, limit = message.body_bytes(), self.ctx.settings.max_message_bytes

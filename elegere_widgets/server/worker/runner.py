@@ -11,6 +11,7 @@ from huey.consumer import Consumer
 from ..context import ServiceContext
 from ..store.db import is_migrated
 from .delivery import Deliverer
+from .health import HealthChecker
 from .queue import HueyQueue, build_huey, queue_description
 from .smtp_sender import SmtpConnections
 from .sweep import Sweeper
@@ -50,6 +51,7 @@ class Worker:
         self.huey = build_huey(ctx.settings, deliver=self._deliver)
         self.queue = HueyQueue(self.huey)
         self.sweeper = Sweeper(ctx, self.queue, self.connections)
+        self.health = HealthChecker(ctx)
 
     def _deliver(self, message_ids: list[str]) -> None:
         for message_id, status in self.deliverer.deliver_many(message_ids).items():
@@ -78,8 +80,10 @@ class Worker:
             self.ctx.settings.sweep_interval_s,
         )
         self.sweeper.start()
+        self.health.start()
         try:
             consumer.run()
         finally:
+            self.health.stop()
             self.sweeper.stop()
             self.connections.close_all()
