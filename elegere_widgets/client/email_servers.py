@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import httpx
 
 from ..errors import InternalError, ServiceUnavailable
-from ..models.connection import ConnectionTestResult, Stage
+from ..models.connection import ConnectionTestResult, ServerCheck, Stage
 from ..models.servers import EmailServer, EmailServerPatch, GraphServerSpec, SmtpServerSpec
-from ..models.usage import SendTestResult, Usage
+from ..models.usage import Page, SendTestResult, Usage
 from ._args import require_text, segment
-from ._http import Http, Resource, etag_version, parse, unreachable
+from ._http import Http, Resource, etag_version, follow_pages, parse, unreachable
 
 Parent = Literal["workspaces", "organizations"]
 ServerSpec = SmtpServerSpec | GraphServerSpec
@@ -51,6 +51,36 @@ class EmailServers(Resource):
         """The custom actions and scheduler jobs that send through this server."""
         path = self._one(owner, server_id) + "/usages"
         return parse(self._http.request("GET", path), list[Usage])
+
+    def checks(
+        self, owner: str, server_id: str, /, *, page_size: int = 100
+    ) -> Iterator[ServerCheck]:
+        """Every kept connection test of the server (scheduled and manual), newest first,
+        following ``next_cursor`` to the end as the iterator is consumed."""
+        path, params = self._checks_query(owner, server_id, page_size)
+        return follow_pages(self._http, path, params, ServerCheck, "checks")
+
+    def checks_page(
+        self,
+        owner: str,
+        server_id: str,
+        /,
+        *,
+        page_size: int = 100,
+        cursor: str | None = None,
+    ) -> Page[ServerCheck]:
+        """One page of :meth:`checks`; pass its ``next_cursor`` back as ``cursor``."""
+        path, params = self._checks_query(owner, server_id, page_size)
+        if cursor is not None:
+            params["cursor"] = require_text(cursor, "cursor")
+        return parse(self._http.request("GET", path, params=params), Page[ServerCheck])
+
+    def _checks_query(
+        self, owner: str, server_id: str, page_size: int
+    ) -> tuple[str, dict[str, str | int]]:
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size must be a positive int, not {page_size!r}.")
+        return self._one(owner, server_id) + "/checks", {"limit": page_size}
 
     # ------------------------------------------------------------ writes
 

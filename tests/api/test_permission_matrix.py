@@ -61,6 +61,7 @@ for prefix, access in (
         ("PATCH", "/{server_id}"),
         ("DELETE", "/{server_id}"),
         ("GET", "/{server_id}/usages"),
+        ("GET", "/{server_id}/checks"),
         ("POST", "/{server_id}/send-test"),
     ):
         MATRIX[(method, prefix + suffix)] = access

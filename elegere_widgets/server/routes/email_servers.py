@@ -30,6 +30,7 @@ NDJSON = "application/x-ndjson"
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/email-servers")
+MAX_PAGE = 5000
 
 
 class SendTestRequest(BaseModel):
@@ -144,6 +145,17 @@ def update_server(
 @router.get("/{server_id}/usages", response_model=list[models.Usage])
 def usages(server_id: str, servers: EmailServersDep) -> list[models.Usage]:
     return servers.queries.usages(server_id)
+
+
+@router.get("/{server_id}/checks", response_model=models.Page[models.ServerCheck])
+def checks(
+    server_id: str,
+    servers: EmailServersDep,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> models.Page[models.ServerCheck]:
+    """The server's kept connection tests (scheduled and manual), newest first."""
+    return servers.queries.checks(server_id, cursor=cursor, limit=limit)
 
 
 @router.delete("/{server_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -40,7 +40,9 @@ from ...models import (
     EmailServerPatch,
     FieldError,
     GraphSettings,
+    Page,
     SendTestResult,
+    ServerCheck,
     SmtpSettings,
     Stage,
     Usage,
@@ -79,7 +81,7 @@ from ..unreadable import SEALED_HEAD, UnreadableSecrets
 from .health import health_by_server
 from .messages import move_queued_messages
 from .senders import usable_server
-from .server_checks import record_check, test_summary
+from .server_checks import checks_page, record_check, test_summary
 
 Spec = SmtpServerSpec | GraphServerSpec
 AnySettings = SmtpSettings | GraphSettings
@@ -319,6 +321,10 @@ class EmailServerQueries:
         return to_model(
             row, self.scope, self._usage_counts([row.id])[row.id], fields, health[row.id]
         )
+
+    def checks(self, server_id: str, *, cursor: str | None, limit: int) -> Page[ServerCheck]:
+        self.visible_row(server_id)
+        return checks_page(self.session, server_id, cursor=cursor, limit=limit)
 
     def usages(self, server_id: str) -> list[Usage]:
         self.visible_row(server_id)
