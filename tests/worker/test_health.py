@@ -237,3 +237,48 @@ def test_a_certificate_near_its_end_alerts_reminds_and_expires(
         assert all(a.email_server_id == "srv_acme_relay" for a in _alerts(store))
     finally:
         checker.stop()
+
+
+def _fail_three_times(ctx: ServiceContext, server_id: str, clock: Clock) -> None:
+    with ctx.sessions.begin() as s:
+        for i in range(3):
+            s.add(
+                ServerCheckRow(
+                    id=f"chk_{server_id}_{i}",
+                    email_server_id=server_id,
+                    checked_at=clock() - timedelta(minutes=3 - i),
+                    ok=False,
+                    failed_stage="connect",
+                    elapsed_ms=3,
+                    detail="failed at connect: Connection refused",
+                    source="scheduled",
+                )
+            )
+
+
+def test_when_the_default_server_fails_its_alert_goes_through_another_organization_server(
+    store: ServiceContext, sink: SmtpPeer, clock: Clock
+) -> None:
+    add_peer_server(store, sink, "srv_backup", workspace_id=None)
+    HealthChecker(store, clock=clock).schedule_new_servers(clock())
+    _fail_three_times(store, "srv_acme_relay", clock)
+    alert = alert_on_change(store, "srv_acme_relay", clock())
+    assert alert is not None and alert.status == "failing" and alert.message_id
+    (message,) = _alerts(store)
+    assert message.email_server_id == "srv_backup"  # not the failing default
+    assert message.to == ["delegate@acme.example"]  # an organization server: its Delegates
+    assert alert_on_change(store, "srv_acme_relay", clock()) is None  # told once
+
+
+def test_with_no_other_server_the_failed_alert_is_recorded_not_sent(
+    store: ServiceContext, clock: Clock
+) -> None:
+    HealthChecker(store, clock=clock).schedule_new_servers(clock())
+    _fail_three_times(store, "srv_acme_relay", clock)
+    alert = alert_on_change(store, "srv_acme_relay", clock())
+    assert alert is not None and alert.message_id is None
+    assert _alerts(store) == []
+    with store.sessions() as s:
+        (event,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "health_alert"))
+    assert event.result == "failed"
+    assert "no other organization server to send it through" in event.detail
