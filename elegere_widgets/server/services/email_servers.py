@@ -178,7 +178,11 @@ def _document(
     """A stored server as EmailServer shows it, in the values pydantic would hold."""
     last_test = row.last_test
     if last_test:
-        last_test = {**last_test, "at": datetime.fromisoformat(last_test["at"])}
+        last_test = {
+            **last_test,
+            "at": datetime.fromisoformat(last_test["at"]),
+            "source": last_test.get("source"),  # tests stored before checks were kept: none
+        }
     return {
         "id": row.id,
         "workspace_id": row.workspace_id,
