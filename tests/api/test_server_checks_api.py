@@ -33,6 +33,7 @@ def test_manual_tests_are_kept_as_checks_newest_first_and_paged(
         SALES, spec, test_token=admin.email_servers.test(SALES, spec).test_token or ""
     )
     assert server.health is not None and server.health.status == "healthy"
+    assert server.last_test is not None and server.last_test.source == "manual"
     retest = peer.spec(password=None).model_copy(update={"server_id": server.id})
     assert admin.email_servers.test(SALES, retest).ok
     port = peer.port
@@ -40,18 +41,20 @@ def test_manual_tests_are_kept_as_checks_newest_first_and_paged(
     assert not admin.email_servers.test(SALES, retest).ok
 
     checks = list(admin.email_servers.checks(SALES, server.id, page_size=1))
+    # The test that added it, the retest, the failed retest: newest first.
     assert [(c.ok, c.source, c.failed_stage) for c in checks] == [
         (False, "manual", "connect"),
         (True, "manual", None),
+        (True, "manual", None),
     ]
-    assert checks[0].checked_at > checks[1].checked_at
+    assert checks[0].checked_at > checks[1].checked_at > checks[2].checked_at
     assert "failed at connect" in checks[0].detail
-    first = admin.email_servers.checks_page(SALES, server.id, page_size=1)
-    assert first.items == checks[:1] and first.next_cursor
+    first = admin.email_servers.checks_page(SALES, server.id, page_size=2)
+    assert first.items == checks[:2] and first.next_cursor
     second = admin.email_servers.checks_page(
-        SALES, server.id, page_size=1, cursor=first.next_cursor
+        SALES, server.id, page_size=2, cursor=first.next_cursor
     )
-    assert second.items == checks[1:] and second.next_cursor is None
+    assert second.items == checks[2:] and second.next_cursor is None
 
     after = admin.email_servers.get(SALES, server.id)
     assert after.last_test is not None and not after.last_test.ok

@@ -74,6 +74,7 @@ from ..store.tables import (
     EmailServerRow,
     Organization,
     SchedulerJobRow,
+    ServerCheckRow,
     SpentReceipt,
     WorkspaceRow,
 )
@@ -81,7 +82,7 @@ from ..unreadable import SEALED_HEAD, UnreadableSecrets
 from .health import health_by_server
 from .messages import move_queued_messages
 from .senders import usable_server
-from .server_checks import checks_page, record_check, test_summary
+from .server_checks import checks_page, last_test_record, record_check, test_summary
 
 Spec = SmtpServerSpec | GraphServerSpec
 AnySettings = SmtpSettings | GraphSettings
@@ -112,10 +113,14 @@ def _now() -> datetime:
 
 
 def test_record(
-    ok: bool, elapsed_ms: int, detail: str, at: datetime | None = None
+    ok: bool,
+    elapsed_ms: int,
+    detail: str,
+    at: datetime | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """A server's ``last_test`` as stored."""
-    return {"ok": ok, "at": (at or _now()).isoformat(), "elapsed_ms": elapsed_ms, "detail": detail}
+    return last_test_record(ok, elapsed_ms, detail, at or _now(), source)
 
 
 # ------------------------------------------------------------------ reading
@@ -694,7 +699,9 @@ class EmailServerService:
             spec.type,
             spec.name,
             settings,
-            last_test=test_record(True, receipt.elapsed_ms, "passed", receipt.tested_at),
+            last_test=test_record(
+                True, receipt.elapsed_ms, "passed", receipt.tested_at, source="manual"
+            ),
             receipt=receipt,
         )
 
@@ -755,6 +762,18 @@ class EmailServerService:
             last_test=last_test,
         )
         self.session.add(row)
+        if receipt is not None:  # the passing test that added it is its first kept check
+            self.session.add(
+                ServerCheckRow(
+                    id=new_id("chk"),
+                    email_server_id=row.id,
+                    checked_at=receipt.tested_at,
+                    ok=True,
+                    elapsed_ms=receipt.elapsed_ms,
+                    detail="passed",
+                    source="manual",
+                )
+            )
         self._audit(
             "create",
             server_id=row.id,
