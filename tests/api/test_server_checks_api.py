@@ -140,3 +140,38 @@ def test_health_on_the_list_costs_the_same_statements_for_few_or_many_servers(
     assert listed["srv_a1"] is not None and listed["srv_a1"].status == "healthy"
     assert listed["srv_sales_mailer"] is not None
     assert listed["srv_sales_mailer"].status == "healthy"
+
+
+def _deliveries(service: RunningService, server_id: str, statuses: list[str]) -> None:
+    now = datetime.now(UTC)
+    with service.ctx.sessions.begin() as s:
+        for i, status in enumerate(statuses):
+            s.add(
+                DeliveryRow(
+                    id=new_id("dlv"),
+                    workspace_id=SALES,
+                    email_server_id=server_id,
+                    email_server_name=server_id,
+                    kind="custom_action",
+                    recipients=["x@example.org"],
+                    status=status,
+                    created_at=now - timedelta(minutes=30 + i),
+                )
+            )
+
+
+def test_health_follows_the_days_deliveries(admin: Client, service: RunningService) -> None:
+    add_server_row(service, "srv_some", "Some fail", SALES)
+    _deliveries(service, "srv_some", ["sent"] * 8 + ["failed", "deferred"])
+    add_server_row(service, "srv_few", "Few fail", SALES)
+    _deliveries(service, "srv_few", ["sent"] * 10 + ["deferred"])
+    add_server_row(service, "srv_none", "None delivered", SALES)
+    _deliveries(service, "srv_none", ["deferred", "failed"])
+    listed = {s.id: s.health for s in admin.email_servers.list(SALES)}
+    some, few, none = listed["srv_some"], listed["srv_few"], listed["srv_none"]
+    assert some is not None and some.status == "degraded"
+    assert some.reason == "20 % of the last 24 h's 10 deliveries failed or were deferred."
+    assert few is not None and few.status == "healthy"  # 1 in 11: under a tenth
+    assert none is not None and none.status == "failing"
+    assert none.reason.startswith("Nothing was delivered in 24 h; 2 attempt(s)")
+    assert admin.email_servers.get(SALES, "srv_none").health == none
