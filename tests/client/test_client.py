@@ -215,7 +215,7 @@ def test_an_own_http_client_is_closed() -> None:
 
 
 def test_public_surface() -> None:
-    assert elegere_widgets.client.__all__ == ["Client"]
+    assert elegere_widgets.client.__all__ == ["Client", "EmailServers"]
     public = {n for n in vars(elegere_widgets.client) if not n.startswith("_")}
     modules = {
         "audit_events",
