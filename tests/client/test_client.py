@@ -226,4 +226,4 @@ def test_public_surface() -> None:
         "workspaces",
         "annotations",
     }
-    assert public - modules == {"Client"}
+    assert public - modules == {"Client", "EmailServers"}
