@@ -88,6 +88,7 @@ def test_secrets_go_in_the_wire_body_and_never_in_the_repr(
         "use_ssl": False,
         "account": "sales",
         "sender_address": "sales@example.com",
+        "authentication": "password",
         "password": PASSWORD,
     }
     assert "test_token" not in body
