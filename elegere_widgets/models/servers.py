@@ -562,6 +562,42 @@ def _refuse_bool_pace(value: Any) -> Any:
     return value
 
 
+def _partial(settings: type[_Settings], title: str) -> dict[str, Any]:
+    """A settings type's schema with every field optional and nullable (omitted: unchanged)."""
+    full = settings.model_json_schema()
+    properties = {}
+    for name, prop in full["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "default"}
+        variants = prop.pop("anyOf", None) or [
+            {k: prop.pop(k) for k in list(prop) if k not in ("title", "description")}
+        ]
+        if {"type": "null"} not in variants:
+            variants.append({"type": "null"})
+        properties[name] = {**prop, "anyOf": variants}
+    return {
+        "title": title,
+        "description": f"{full['description']} Only the settings to change.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def _settings_patch_schema(schema: dict[str, Any]) -> None:
+    schema.clear()
+    schema.update(
+        title="Settings",
+        description=(
+            "Only the settings to change, of the server's own type; omitted (or null) "
+            "settings and secrets stay as they are."
+        ),
+        anyOf=[
+            _partial(SmtpSettings, "SmtpSettingsPatch"),
+            _partial(GraphSettings, "GraphSettingsPatch"),
+        ],
+    )
+
+
 class EmailServerPatch(BaseModel):
     """A partial update: omitted fields, and omitted secrets, stay as they are."""
 
@@ -570,7 +606,11 @@ class EmailServerPatch(BaseModel):
     _storable = field_validator("*", mode="before")(_storable_text)
 
     name: Name | None = None
-    settings: dict[str, Any] = Field(default_factory=dict, repr=False)
+    # Checked by the service against the stored server's type (the patch does not know it),
+    # so its messages name that type's fields; the schema still lists both types' fields.
+    settings: dict[str, Any] = Field(
+        default_factory=dict, repr=False, json_schema_extra=_settings_patch_schema
+    )
     #: Given (also as null, to clear) or omitted (unchanged): see ``model_fields_set``.
     fallback_server_id: str | None = Field(
         None, description="Where messages go after this server's second failed attempt."

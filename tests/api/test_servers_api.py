@@ -416,3 +416,39 @@ def test_a_test_of_a_stored_server_at_another_host_needs_the_password_again(
     with pytest.raises(InvalidSettings) as info:
         admin.email_servers.test(SALES, spec)
     assert "Enter the Password again: Server changed" in (info.value.for_field("password") or "")
+
+
+@pytest.mark.read_only
+def test_openapi_describes_the_settings_a_patch_may_change(service: RunningService) -> None:
+    document = httpx.get(f"{service.url}/api/v1/openapi.json").json()
+    patch = document["components"]["schemas"]["EmailServerPatch"]["properties"]["settings"]
+    by_title = {variant["title"]: variant for variant in patch["anyOf"]}
+    smtp, graph = by_title["SmtpSettingsPatch"], by_title["GraphSettingsPatch"]
+    # Every setting of each type, none required (omitted: unchanged), nothing else accepted.
+    assert set(smtp["properties"]) == set(SmtpSettings.model_fields)
+    assert set(graph["properties"]) == {
+        "account",
+        "tenant_id",
+        "client_id",
+        "certificate",
+        "certificate_alias",
+        "certificate_password",
+    }
+    assert "required" not in smtp and smtp["additionalProperties"] is False
+    password = smtp["properties"]["password"]["anyOf"]
+    assert {"format": "password", "type": "string", "writeOnly": True} in password
+    assert smtp["properties"]["port"]["title"] == "Port"
+
+
+def test_patch_of_an_oauth_setting_on_a_password_server_says_what_to_fix(admin: Client) -> None:
+    server = admin.email_servers.get(SALES, MAILER)  # an SMTP server
+    with pytest.raises(InvalidSettings) as refused:
+        admin.email_servers.update(
+            SALES,
+            MAILER,
+            patch=EmailServerPatch(settings={"tenant_id": "contoso.onmicrosoft.com"}),
+            version=server.version,
+        )
+    assert "Tenant ID is only used with OAuth 2.0: set Authentication to OAuth 2.0" in str(
+        refused.value
+    )
