@@ -15,7 +15,8 @@ from elegere_widgets.client import Client
 
 if TYPE_CHECKING:
     from tests.fixtures.certs import Pki
-    from tests.fixtures.identity_provider import IdentityProvider, Tenant
+    from tests.fixtures.graph_certs import CertAndKey
+    from tests.fixtures.identity_provider import App, IdentityProvider, Tenant
     from tests.fixtures.service import RunningService
     from tests.fixtures.shared_service import SharedServices
     from tests.fixtures.smtp import SmtpPeer
@@ -144,6 +145,44 @@ def tenant(idp: IdentityProvider) -> Tenant:
     tenant = idp.add_tenant(domains=[f"t{uuid.uuid4().hex[:8]}.onmicrosoft.com"])
     idp.add_mailbox(tenant, SALES_MAILBOX, display_name="Sales")
     return tenant
+
+
+@pytest.fixture(scope="session")
+def oauth_cert() -> CertAndKey:
+    """The certificate (and key) an OAuth 2.0 app signs in with (tests/fixtures/oauth.py)."""
+    from tests.fixtures.oauth import make_oauth_cert
+
+    return make_oauth_cert()
+
+
+@pytest.fixture
+def oauth_app(idp: IdentityProvider, tenant: Tenant, oauth_cert: CertAndKey) -> App:
+    """An app of this test's tenant with ``oauth_cert``, granted SMTP.SendAsApp."""
+    from tests.fixtures.oauth import add_oauth_app
+
+    return add_oauth_app(idp, tenant, oauth_cert)
+
+
+@pytest.fixture
+def xoauth2_peer(pki: Pki, idp: IdentityProvider, tenant: Tenant) -> Iterator[SmtpPeer]:
+    """aiosmtpd as Exchange Online: STARTTLS, then AUTH XOAUTH2 with a token of this test's
+    tenant, signed by ``idp``, granting SMTP.SendAsApp, for the mailbox (or AUTH LOGIN with
+    the peer's password)."""
+    from tests.fixtures.oauth import xoauth2_peer as make_peer
+
+    with make_peer(pki, idp, tenant) as peer:
+        yield peer
+
+
+@pytest.fixture
+def oauth_service_settings(
+    idp: IdentityProvider, trusting_test_ca: dict[str, object]
+) -> dict[str, object]:
+    """Service settings for OAuth 2.0 servers: apps sign in at ``idp``, and the SMTP peers'
+    CA is trusted. A module returns them from its ``service_settings_overrides``."""
+    from tests.fixtures.oauth import service_settings
+
+    return {**trusting_test_ca, **service_settings(idp)}
 
 
 @pytest.fixture

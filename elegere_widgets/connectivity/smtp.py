@@ -4,8 +4,9 @@ One session serves both: ``test_smtp`` walks resolve → connect → tls → ehl
 sender → recipient and leaves with RSET/QUIT, sending no message; ``send_smtp`` walks the same
 stages with the real recipient and adds ``data``. With Authentication OAuth 2.0 (Microsoft
 365) both start with certificate → token (the app's sign-in, shared with Microsoft Graph) and
-authenticate with AUTH XOAUTH2; a send takes the token from a cache while it is fresh. Network and protocol problems never raise:
-they become a failed stage whose hint names the field to change.
+authenticate with AUTH XOAUTH2; a send takes the token from a cache while it is fresh. The
+worker's deliveries open their connections through the same ``SmtpRun``. Network and protocol
+problems never raise: they become a failed stage whose hint names the field to change.
 
 Security rules kept here: the socket goes only to the address ``EgressPolicy.resolve`` checked;
 certificates are verified against ``Server``; a password is never sent over an unencrypted
@@ -39,7 +40,9 @@ __all__ = [
     "IMPLICIT_TLS_PORTS",
     "OAuthEndpoints",
     "SendOutcome",
-    "oauth_login",
+    "SmtpRun",
+    "process_token_cache",
+    "said",
     "send_smtp",
     "test_smtp",
 ]
@@ -95,20 +98,19 @@ def test_smtp(
     test always asks for a fresh token. ``on_tls_mode`` hears the mode a passing test found
     out for Use SSL on a port other than 465, 587 and 25 ("implicit" or "starttls").
     """
-    recorder = _run(
+    run = SmtpRun(
         settings,
         egress=egress,
         budget_s=budget_s,
         ssl_context=ssl_context,
-        progress=progress,
-        implicit_tls_ports=implicit_tls_ports,
         recipient=settings.sender_address,
-        message=None,
         oauth=oauth or OAuthEndpoints(),
         token_cache=None,
-        on_tls_mode=on_tls_mode,
+        implicit_tls_ports=implicit_tls_ports,
+        progress=progress,
     )
-    return recorder.result()
+    _converse(run, None, on_tls_mode)
+    return run.recorder.result()
 
 
 test_smtp.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
@@ -134,28 +136,23 @@ def send_smtp(
     2.0 server's token comes from ``token_cache`` (the process's own by default) while fresh.
     """
     message = compose(settings.sender_address, to, subject, body)
-    if token_cache is None and settings.uses_certificate:
-        from .app_token import default_token_cache
-
-        token_cache = default_token_cache()
-    recorder = _run(
+    run = SmtpRun(
         settings,
         egress=egress,
         budget_s=budget_s,
         ssl_context=ssl_context,
-        progress=None,
-        implicit_tls_ports=implicit_tls_ports,
         recipient=to,
-        message=message,
         oauth=oauth or OAuthEndpoints(),
-        token_cache=token_cache,
+        token_cache=token_cache or process_token_cache(settings),
+        implicit_tls_ports=implicit_tls_ports,
     )
-    failed = recorder.failed
+    _converse(run, message, None)
+    failed = run.recorder.failed
     if failed is None:
-        return SendOutcome(ok=True, detail=f"Sent to {to}: {recorder.stages[-1].detail}")
-    hint = f" {failed.hint}." if failed.hint else ""
-    detail = failed.detail.rstrip(".")
-    return SendOutcome(ok=False, detail=f"Failed at {failed.name}: {detail}.{hint}")
+        return SendOutcome(ok=True, detail=f"Sent to {to}: {run.recorder.stages[-1].detail}")
+    return SendOutcome(
+        ok=False, detail=f"Failed at {failed.name}: {said(failed.detail, failed.hint)}"
+    )
 
 
 def compose(sender: str, to: str, subject: str, body: str) -> EmailMessage:
@@ -195,104 +192,121 @@ def _redactor(settings: SmtpSettings, sign_in: AppSignIn | None = None) -> Calla
     return redact
 
 
-def _run(
-    settings: SmtpSettings,
-    *,
-    egress: EgressPolicy,
-    budget_s: float,
-    ssl_context: ssl.SSLContext | None,
-    progress: Callable[[Stage], None] | None,
-    implicit_tls_ports: Collection[int],
-    recipient: str,
-    message: EmailMessage | None,
-    oauth: OAuthEndpoints,
-    token_cache: TokenCache | None,
-    on_tls_mode: Callable[[str], None] | None = None,
-) -> StageRecorder:
-    budget = Budget(budget_s)
-    ports = frozenset(implicit_tls_ports)
-    explainer = SmtpExplainer(
-        host=settings.server,
-        port=settings.port,
-        use_ssl=settings.use_ssl,
-        implicit_tls=settings.use_ssl and settings.port in ports,
-        implicit_ports=ports,
-        budget=budget,
-        sender=settings.sender_address,
-        recipient=recipient,
-        oauth=settings.uses_certificate,
-        account=settings.account,
-        client_id=settings.client_id or "",
-        tenant_id=settings.tenant_id or "",
-    )
-    sign_in = _sign_in(settings, oauth, budget) if settings.uses_certificate else None
-    redact = _redactor(settings, sign_in)
+class SmtpRun:
+    """One SMTP conversation set up as every sender sets it up: the connection test, a test
+    send, and the worker's connection that stays open for the messages that follow.
 
-    def explain(stage: str, exc: BaseException) -> Failure:
-        if sign_in is not None and stage in ("certificate", "token"):
-            return sign_in.explain(stage, exc)
-        return explainer(stage, exc)
+    It holds the budget, the explainer (with what OAuth 2.0 hints need), the recorder that
+    masks every secret before a detail or hint is kept, and the session. ``start`` runs the
+    certificate and token stages with OAuth 2.0 (the token from ``token_cache`` while fresh;
+    None asks the authority afresh, as a test must) and returns the session, not yet
+    connected, that authenticates with AUTH XOAUTH2. From then on the token and the XOAUTH2
+    response are masked like a password wherever a server's words go.
+    """
 
-    recorder = StageRecorder(
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        egress: EgressPolicy,
+        budget_s: float,
+        ssl_context: ssl.SSLContext | None,
+        recipient: str,
+        oauth: OAuthEndpoints,
+        token_cache: TokenCache | None,
+        implicit_tls_ports: Collection[int] = IMPLICIT_TLS_PORTS,
+        progress: Callable[[Stage], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.egress = egress
+        self.ssl_context = ssl_context
+        self.token_cache = token_cache
+        self.budget = Budget(budget_s)
+        ports = frozenset(implicit_tls_ports)
+        self.explainer = SmtpExplainer(
+            host=settings.server,
+            port=settings.port,
+            use_ssl=settings.use_ssl,
+            implicit_tls=settings.use_ssl and settings.port in ports,
+            implicit_ports=ports,
+            budget=self.budget,
+            sender=settings.sender_address,
+            recipient=recipient,
+            oauth=settings.uses_certificate,
+            account=settings.account,
+            client_id=settings.client_id or "",
+            tenant_id=settings.tenant_id or "",
+        )
+        self.sign_in = _sign_in(settings, oauth, self.budget) if settings.uses_certificate else None
+        masked = _redactor(settings, self.sign_in)
         # Masked first, then cut: a cut could otherwise leave part of a secret unmasked.
-        "smtp",
-        explain=explain,
-        progress=progress,
-        redact=lambda text: bounded(redact(text), STAGE_TEXT_MAX),
-    )
-    login: SmtpLogin | None = None
-    session: SmtpSession | None = None
-    try:
+        self.redact: Callable[[str], str] = lambda text: bounded(masked(text), STAGE_TEXT_MAX)
+        self.recorder = StageRecorder(
+            "smtp", explain=self._explain, progress=progress, redact=self.redact
+        )
+        self.session: SmtpSession | None = None
+
+    def _explain(self, stage: str, exc: BaseException) -> Failure:
+        if self.sign_in is not None and stage in ("certificate", "token"):
+            return self.sign_in.explain(stage, exc)
+        return self.explainer(stage, exc)
+
+    def start(self) -> SmtpSession:
+        """certificate → token with OAuth 2.0, then the session to open or run. Raises
+        ``StageFailed`` (recorded) when the app cannot sign in."""
+        login: SmtpLogin | None = None
+        sign_in = self.sign_in
         if sign_in is not None:
-            sign_in.recorder = recorder
+            sign_in.recorder = self.recorder
             credential = sign_in.certificate()
-            token = sign_in.token(credential, cache=token_cache)
-            sign_in.secrets.append(
-                base64.b64encode(xoauth2_response(settings.account, token).encode()).decode()
-            )
-            explainer.token_claims = unverified_claims(token)
-            login = BearerLogin(settings.account, lambda: token)
-        session = SmtpSession(settings, egress, budget, recorder, explainer, ssl_context, login)
-        session.run(recipient, message)
+            token = sign_in.token(credential, cache=self.token_cache)
+            response = xoauth2_response(self.settings.account, token)
+            sign_in.secrets.append(base64.b64encode(response.encode()).decode())
+            self.explainer.token_claims = unverified_claims(token)
+            login = BearerLogin(self.settings.account, lambda: token)
+        self.session = SmtpSession(
+            self.settings,
+            self.egress,
+            self.budget,
+            self.recorder,
+            self.explainer,
+            self.ssl_context,
+            login,
+        )
+        return self.session
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+def said(detail: str, hint: str | None) -> str:
+    """A failure in one line, as a delivery or a test send reports it: "detail. hint."."""
+    return f"{detail.rstrip('.')}." + (f" {hint}." if hint else "")
+
+
+def process_token_cache(settings: SmtpSettings) -> TokenCache | None:
+    """The process's token cache for a sender of OAuth 2.0 settings (None for a password)."""
+    if not settings.uses_certificate:
+        return None
+    from .app_token import default_token_cache  # msal is heavy: only for OAuth 2.0
+
+    return default_token_cache()
+
+
+def _converse(
+    run: SmtpRun, message: EmailMessage | None, on_tls_mode: Callable[[str], None] | None
+) -> None:
+    """The whole conversation of a test (no ``message``) or a test send; never raises."""
+    try:
+        session = run.start()
+        session.run(run.explainer.recipient, message)
         if on_tls_mode is not None and session.detected and session.tls_mode is not None:
             on_tls_mode(session.tls_mode)
     except StageFailed:
         pass  # recorded already; the result says which stage and why
     finally:
-        if session is not None:
-            session.close()
-    return recorder
-
-
-def oauth_login(
-    settings: SmtpSettings,
-    *,
-    oauth: OAuthEndpoints,
-    budget: Budget,
-    token_cache: TokenCache | None = None,
-) -> BearerLogin:
-    """The XOAUTH2 login of OAuth 2.0 settings, for a sender that opens ``SmtpSession``s
-    itself (the worker): the token comes from the cache (the process's own by default) or the
-    authority when the authenticate stage runs; a failed sign-in fails that stage with the
-    certificate or token stage's words and hint."""
-
-    def token() -> str:
-        from .app_token import default_token_cache
-
-        sign_in = _sign_in(settings, oauth, budget)
-        recorder = StageRecorder("smtp", explain=sign_in.explain, redact=sign_in.redact)
-        sign_in.recorder = recorder
-        try:
-            credential = sign_in.certificate()
-            return sign_in.token(credential, cache=token_cache or default_token_cache())
-        except StageFailed as exc:
-            failed = recorder.failed
-            where = failed.name if failed is not None else "token"
-            raise StageFailed(
-                Failure(f"{where}: {exc.failure.detail}", exc.failure.hint, exc.failure.code)
-            ) from None
-
-    return BearerLogin(settings.account, token)
+        run.close()
 
 
 def unverified_claims(token: str) -> dict[str, Any]:

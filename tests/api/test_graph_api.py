@@ -21,6 +21,7 @@ from elegere_widgets.models import EmailServer, EmailServerPatch, GraphServerSpe
 from elegere_widgets.server.store.tables import EmailServerRow
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_cer, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
+from tests.fixtures.oauth import service_settings
 from tests.fixtures.processes import Serving, clean_env, serving
 from tests.fixtures.service import RunningService
 
@@ -47,11 +48,7 @@ def app(idp: IdentityProvider, tenant: Tenant, cert: CertAndKey, new_cert: CertA
 
 @pytest.fixture
 def service_settings_overrides(idp: IdentityProvider) -> dict[str, object]:
-    return {
-        "graph_authority_host": idp.url,
-        "graph_base_url": idp.graph_base_url,
-        "graph_ca_file": idp.ca_bundle,
-    }
+    return service_settings(idp)
 
 
 def graph_spec(

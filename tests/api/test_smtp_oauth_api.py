@@ -5,7 +5,6 @@ identity provider and an aiosmtpd peer that verifies the XOAUTH2 token."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,75 +12,34 @@ from cryptography.hazmat.primitives import hashes
 from sqlalchemy import text
 
 from elegere_widgets.client import Client
-from elegere_widgets.models import EmailServerPatch, SmtpServerSpec, SmtpSettings
-from tests.fixtures.certs import Pki
-from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_pfx
-from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
+from elegere_widgets.models import EmailServerPatch, SmtpServerSpec
+from tests.fixtures.graph_certs import CertAndKey, to_pfx
+from tests.fixtures.identity_provider import SALES_MAILBOX, App, Tenant
+from tests.fixtures.oauth import OAUTH_CERT_CN, PFX_PASSWORD, oauth_settings
 from tests.fixtures.service import RunningService
-from tests.fixtures.smtp import PASSWORD, SmtpPeer, XOAuth2Check
+from tests.fixtures.smtp import PASSWORD, SmtpPeer
 
 SALES = "ws_sales"
-PFX_PASSWORD = "pfx-Smtp-Marker-Passw0rd"
-
-
-@pytest.fixture(scope="module")
-def cert() -> CertAndKey:
-    return make_cert("elegere-smtp-oauth", key=rsa_key(32))
 
 
 @pytest.fixture
-def app(idp: IdentityProvider, tenant: Tenant, cert: CertAndKey) -> App:
-    return idp.add_app(tenant, certificates=[cert.cert], roles=[])
-
-
-@pytest.fixture
-def exchange(pki: Pki, idp: IdentityProvider, tenant: Tenant) -> Iterator[SmtpPeer]:
-    check = XOAuth2Check(idp.signing_key.public_key(), tenant.id, SALES_MAILBOX)
-    with SmtpPeer(
-        "starttls", pki=pki, account=SALES_MAILBOX, password=PASSWORD, xoauth2=check
-    ) as peer:
-        yield peer
-
-
-@pytest.fixture
-def service_settings_overrides(
-    idp: IdentityProvider, trusting_test_ca: dict[str, object]
-) -> dict[str, object]:
-    return {
-        **trusting_test_ca,
-        "graph_authority_host": idp.url,
-        "graph_base_url": idp.graph_base_url,
-        "graph_ca_file": idp.ca_bundle,
-    }
+def service_settings_overrides(oauth_service_settings: dict[str, object]) -> dict[str, object]:
+    return oauth_service_settings
 
 
 def oauth_spec(peer: SmtpPeer, tenant: Tenant, app: App, cert: CertAndKey) -> SmtpServerSpec:
-    return SmtpServerSpec(
-        name="Sales 365",
-        settings=SmtpSettings(
-            server=peer.host,
-            port=peer.port,
-            use_ssl=True,
-            account=SALES_MAILBOX,
-            sender_address=SALES_MAILBOX,
-            authentication="oauth2",
-            tenant_id=tenant.id,
-            client_id=app.client_id,
-            certificate=to_pfx(cert, password=PFX_PASSWORD),
-            certificate_password=PFX_PASSWORD,
-        ),
-    )
+    return SmtpServerSpec(name="Sales 365", settings=oauth_settings(peer, tenant, app, cert))
 
 
 def test_oauth_smtp_is_tested_added_sends_and_never_shows_its_secrets(
     admin: Client,
     tenant: Tenant,
-    app: App,
-    cert: CertAndKey,
-    exchange: SmtpPeer,
+    oauth_app: App,
+    oauth_cert: CertAndKey,
+    xoauth2_peer: SmtpPeer,
     service: RunningService,
 ) -> None:
-    spec = oauth_spec(exchange, tenant, app, cert)
+    spec = oauth_spec(xoauth2_peer, tenant, oauth_app, oauth_cert)
     result = admin.email_servers.test(SALES, spec)
     assert result.ok, result.stages
     assert [s.name for s in result.stages][:3] == ["certificate", "token", "resolve"]
@@ -91,21 +49,21 @@ def test_oauth_smtp_is_tested_added_sends_and_never_shows_its_secrets(
     shown = server.settings
     assert isinstance(shown, type(server.settings))
     assert shown.authentication == "oauth2"  # type: ignore[union-attr]
-    assert shown.tenant_id == tenant.id and shown.client_id == app.client_id
+    assert shown.tenant_id == tenant.id and shown.client_id == oauth_app.client_id
     info = shown.certificate_info
-    assert info is not None and "CN=elegere-smtp-oauth" in info.subject
-    assert info.thumbprint_sha256 == cert.cert.fingerprint(hashes.SHA256()).hex().upper()
+    assert info is not None and f"CN={OAUTH_CERT_CN}" in info.subject
+    assert info.thumbprint_sha256 == oauth_cert.cert.fingerprint(hashes.SHA256()).hex().upper()
 
     sent = admin.email_servers.send_test(SALES, server.id, to="someone@example.com")
     assert sent.ok, sent.detail
-    assert exchange.messages[-1].login == SALES_MAILBOX
-    assert exchange.auth_attempts == ["XOAUTH2", "XOAUTH2"]
+    assert xoauth2_peer.messages[-1].login == SALES_MAILBOX
+    assert xoauth2_peer.auth_attempts == ["XOAUTH2", "XOAUTH2"]
 
     r = httpx.get(
         f"{service.url}/api/v1/workspaces/{SALES}/email-servers/{server.id}",
         headers={"Authorization": f"Bearer {service.tokens['admin@acme.example']}"},
     )
-    pfx_b64 = base64.b64encode(to_pfx(cert, password=PFX_PASSWORD)).decode()
+    pfx_b64 = base64.b64encode(to_pfx(oauth_cert, password=PFX_PASSWORD)).decode()
     assert PFX_PASSWORD not in r.text and pfx_b64[:40] not in r.text
     with service.ctx.engine.connect() as conn:
         raw = str(
@@ -115,12 +73,12 @@ def test_oauth_smtp_is_tested_added_sends_and_never_shows_its_secrets(
 
 
 def test_oauth_fields_are_validated_like_graph(
-    exchange: SmtpPeer, app: App, service: RunningService
+    xoauth2_peer: SmtpPeer, oauth_app: App, service: RunningService
 ) -> None:
     def errors(**changes: object) -> dict[str, str]:
         settings = {
-            "server": exchange.host,
-            "port": exchange.port,
+            "server": xoauth2_peer.host,
+            "port": xoauth2_peer.port,
             "use_ssl": True,
             "account": SALES_MAILBOX,
             "sender_address": SALES_MAILBOX,
@@ -142,22 +100,22 @@ def test_oauth_fields_are_validated_like_graph(
     assert missing["tenant_id"] == "Enter the Tenant ID: OAuth 2.0 needs it."
     assert missing["client_id"] == "Enter the Client ID: OAuth 2.0 needs it."
     assert "Password is not used with OAuth 2.0" in missing["password"]
-    no_certificate = errors(tenant_id="contoso.onmicrosoft.com", client_id=app.client_id)
+    no_certificate = errors(tenant_id="contoso.onmicrosoft.com", client_id=oauth_app.client_id)
     assert no_certificate["certificate"].startswith("Upload the certificate")
     stray = errors(authentication="password", tenant_id="contoso.onmicrosoft.com")
     assert stray["tenant_id"].startswith("Tenant ID is only used with OAuth 2.0")
 
 
 def test_password_server_switches_to_oauth_and_leaves_its_password_behind(
-    admin: Client, tenant: Tenant, app: App, cert: CertAndKey, exchange: SmtpPeer
+    admin: Client, tenant: Tenant, oauth_app: App, oauth_cert: CertAndKey, xoauth2_peer: SmtpPeer
 ) -> None:
-    spec = exchange.spec(port=exchange.port)
+    spec = xoauth2_peer.spec(port=xoauth2_peer.port)
     spec.settings.account = SALES_MAILBOX
     result = admin.email_servers.test(SALES, spec)
     assert result.ok, result.stages
     server = admin.email_servers.create(SALES, spec, test_token=result.test_token or "")
     assert server.secrets_set == {"password": True}
-    oauth = oauth_spec(exchange, tenant, app, cert).settings
+    oauth = oauth_spec(xoauth2_peer, tenant, oauth_app, oauth_cert).settings
     switched = admin.email_servers.update(
         SALES,
         server.id,
@@ -175,7 +133,7 @@ def test_password_server_switches_to_oauth_and_leaves_its_password_behind(
     assert switched.secrets_set == {"certificate": True, "certificate_password": True}
     sent = admin.email_servers.send_test(SALES, server.id, to="someone@example.com")
     assert sent.ok, sent.detail
-    assert exchange.auth_attempts[-1] == "XOAUTH2"
+    assert xoauth2_peer.auth_attempts[-1] == "XOAUTH2"
     back = admin.email_servers.update(
         SALES,
         server.id,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from elegere_widgets.connectivity import EgressPolicy
-from elegere_widgets.connectivity.smtp import OAuthEndpoints, send_smtp, test_smtp
+from elegere_widgets.connectivity.smtp import send_smtp, test_smtp
 from elegere_widgets.connectivity.smtp_hints import (
     BASIC_AUTH_OFF,
     exchange_password_note,
@@ -19,9 +19,10 @@ from elegere_widgets.connectivity.smtp_hints import (
 )
 from elegere_widgets.models import ConnectionTestResult, SmtpSettings, Stage
 from tests.fixtures.certs import Pki, make_server_certificate
-from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_pfx
+from tests.fixtures.graph_certs import CertAndKey
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
-from tests.fixtures.smtp import SmtpPeer, XOAuth2Check
+from tests.fixtures.oauth import oauth_endpoints, oauth_settings, xoauth2_peer
+from tests.fixtures.smtp import SmtpPeer
 from tests.hostile.smtp_servers import HostileServer, garbage_banner
 
 # Exchange Online's replies, as tenants answer them (the bracketed server names vary).
@@ -217,52 +218,23 @@ def test_exchange_online_basic_auth_passes_with_a_note_that_it_will_stop(
 # ---------------------------------------------------------------- the OAuth path
 
 
-@pytest.fixture(scope="module")
-def cert() -> CertAndKey:
-    return make_cert("elegere-smtp-hints", key=rsa_key(33))
-
-
-@pytest.fixture
-def app(idp: IdentityProvider, tenant: Tenant, cert: CertAndKey) -> App:
-    return idp.add_app(tenant, certificates=[cert.cert], roles=[])
-
-
-@pytest.fixture
-def check(idp: IdentityProvider, tenant: Tenant) -> XOAuth2Check:
-    return XOAuth2Check(idp.signing_key.public_key(), tenant.id, SALES_MAILBOX)
-
-
 def oauth_test(
     peer: SmtpPeer, idp: IdentityProvider, tenant: Tenant, app: App, cert: CertAndKey, pki: Pki
 ) -> ConnectionTestResult:
-    settings = SmtpSettings(
-        server=peer.host,
-        port=peer.port,
-        use_ssl=True,
-        account=SALES_MAILBOX,
-        sender_address=SALES_MAILBOX,
-        authentication="oauth2",
-        tenant_id=tenant.id,
-        client_id=app.client_id,
-        certificate=to_pfx(cert, password="pfx-Hints-Passw0rd"),
-        certificate_password="pfx-Hints-Passw0rd",
-    )
     return test_smtp(
-        settings,
+        oauth_settings(peer, tenant, app, cert),
         egress=EgressPolicy.from_strings(["127.0.0.0/8"], ports=["1024-65535"]),
         budget_s=10.0,
         ssl_context=pki.client_context(),
-        oauth=OAuthEndpoints(authority_host=idp.url, ca_bundle=idp.ca_bundle),
+        oauth=oauth_endpoints(idp),
     )
 
 
 def test_oauth_refused_as_smtp_auth_disabled_names_set_casmailbox(
-    pki: Pki, idp: IdentityProvider, tenant: Tenant, app: App, cert: CertAndKey, check: XOAuth2Check
+    pki: Pki, idp: IdentityProvider, tenant: Tenant, oauth_app: App, oauth_cert: CertAndKey
 ) -> None:
-    with SmtpPeer(
-        "starttls", pki=pki, account=SALES_MAILBOX, xoauth2=check, auth_reply=SMTP_AUTH_DISABLED
-    ) as peer:
-        stage = failed(oauth_test(peer, idp, tenant, app, cert, pki))
+    with xoauth2_peer(pki, idp, tenant, auth_reply=SMTP_AUTH_DISABLED) as peer:
+        stage = failed(oauth_test(peer, idp, tenant, oauth_app, oauth_cert, pki))
     assert (stage.name, stage.detail) == ("authenticate", SMTP_AUTH_DISABLED)
     assert stage.hint is not None
     assert f"Set-CASMailbox -Identity {SALES_MAILBOX} -SmtpClientAuthenticationDisabled $false" in (
@@ -272,18 +244,16 @@ def test_oauth_refused_as_smtp_auth_disabled_names_set_casmailbox(
 
 
 def test_oauth_refused_with_5_7_3_names_every_azure_and_exchange_step(
-    pki: Pki, idp: IdentityProvider, tenant: Tenant, app: App, cert: CertAndKey, check: XOAuth2Check
+    pki: Pki, idp: IdentityProvider, tenant: Tenant, oauth_app: App, oauth_cert: CertAndKey
 ) -> None:
-    with SmtpPeer(
-        "starttls", pki=pki, account=SALES_MAILBOX, xoauth2=check, auth_reply=UNSUCCESSFUL
-    ) as peer:
-        stage = failed(oauth_test(peer, idp, tenant, app, cert, pki))
+    with xoauth2_peer(pki, idp, tenant, auth_reply=UNSUCCESSFUL) as peer:
+        stage = failed(oauth_test(peer, idp, tenant, oauth_app, oauth_cert, pki))
     assert (stage.name, stage.detail) == ("authenticate", UNSUCCESSFUL)
     assert stage.hint is not None
     for step in (
         "SMTP.SendAsApp",
         "admin consent",
-        f"New-ServicePrincipal -AppId {app.client_id}",
+        f"New-ServicePrincipal -AppId {oauth_app.client_id}",
         f"Add-MailboxPermission -Identity {SALES_MAILBOX}",
         "Set-CASMailbox",
     ):
@@ -291,16 +261,11 @@ def test_oauth_refused_with_5_7_3_names_every_azure_and_exchange_step(
 
 
 def test_oauth_not_authenticated_at_mail_from_names_the_setup(
-    pki: Pki, idp: IdentityProvider, tenant: Tenant, app: App, cert: CertAndKey, check: XOAuth2Check
+    pki: Pki, idp: IdentityProvider, tenant: Tenant, oauth_app: App, oauth_cert: CertAndKey
 ) -> None:
-    with SmtpPeer(
-        "starttls",
-        pki=pki,
-        account=SALES_MAILBOX,
-        xoauth2=check,
-        refuse_senders=(SALES_MAILBOX,),
-        refuse_reply=NOT_AUTHENTICATED,
+    with xoauth2_peer(
+        pki, idp, tenant, refuse_senders=(SALES_MAILBOX,), refuse_reply=NOT_AUTHENTICATED
     ) as peer:
-        stage = failed(oauth_test(peer, idp, tenant, app, cert, pki))
+        stage = failed(oauth_test(peer, idp, tenant, oauth_app, oauth_cert, pki))
     assert (stage.name, stage.detail) == ("sender", NOT_AUTHENTICATED)
     assert stage.hint is not None and "New-ServicePrincipal" in stage.hint

@@ -49,14 +49,9 @@ def pki(tmp_path: Path) -> Pki:
 
 
 @pytest.fixture
-def service_settings_overrides(pki: Pki, idp: IdentityProvider) -> dict[str, object]:
+def service_settings_overrides(oauth_service_settings: dict[str, object]) -> dict[str, object]:
     # The service trusts the test CA for SMTP and reaches Graph at the local provider.
-    return {
-        "smtp_ca_file": pki.ca.cert_path,
-        "graph_authority_host": idp.url,
-        "graph_base_url": idp.graph_base_url,
-        "graph_ca_file": idp.ca_bundle,
-    }
+    return oauth_service_settings
 
 
 @pytest.fixture

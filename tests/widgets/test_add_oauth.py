@@ -4,55 +4,30 @@ identity provider and AUTH XOAUTH2 at a peer that verifies the token."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import ipywidgets
 import pytest
 
 from elegere_widgets.client import Client
-from elegere_widgets.models import EmailServerPatch, SmtpServerSpec, SmtpSettings
+from elegere_widgets.models import EmailServerPatch, SmtpServerSpec
 from elegere_widgets.widgets import EmailServersPanel
 from elegere_widgets.widgets.fields import upload_value
 from elegere_widgets.widgets.forms import SmtpForm
 from elegere_widgets.widgets.state import TestStatus
-from tests.fixtures.certs import Pki
-from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_pfx
-from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
-from tests.fixtures.smtp import PASSWORD, SmtpPeer, XOAuth2Check
+from tests.fixtures.graph_certs import CertAndKey, to_pfx
+from tests.fixtures.identity_provider import SALES_MAILBOX, App, Tenant
+from tests.fixtures.oauth import OAUTH_CERT_CN, PFX_PASSWORD, oauth_settings
+from tests.fixtures.smtp import PASSWORD, SmtpPeer
 from tests.widgets.support import shown
 
 SALES = "ws_sales"
-PFX_PASSWORD = "pfx-Widget-Passw0rd"
 MakePanel = Callable[..., EmailServersPanel]
 
 
-@pytest.fixture(scope="module")
-def cert() -> CertAndKey:
-    return make_cert("elegere-widget-oauth", key=rsa_key(34))
-
-
 @pytest.fixture
-def app(idp: IdentityProvider, tenant: Tenant, cert: CertAndKey) -> App:
-    return idp.add_app(tenant, certificates=[cert.cert], roles=[])
-
-
-@pytest.fixture
-def exchange(pki: Pki, idp: IdentityProvider, tenant: Tenant) -> Iterator[SmtpPeer]:
-    check = XOAuth2Check(idp.signing_key.public_key(), tenant.id, SALES_MAILBOX)
-    with SmtpPeer("starttls", pki=pki, account=SALES_MAILBOX, xoauth2=check) as peer:
-        yield peer
-
-
-@pytest.fixture
-def service_settings_overrides(
-    idp: IdentityProvider, trusting_test_ca: dict[str, object]
-) -> dict[str, object]:
-    return {
-        **trusting_test_ca,
-        "graph_authority_host": idp.url,
-        "graph_base_url": idp.graph_base_url,
-        "graph_ca_file": idp.ca_bundle,
-    }
+def service_settings_overrides(oauth_service_settings: dict[str, object]) -> dict[str, object]:
+    return oauth_service_settings
 
 
 def visible(form: SmtpForm) -> list[str]:
@@ -62,10 +37,10 @@ def visible(form: SmtpForm) -> list[str]:
 def test_add_an_oauth_smtp_server_through_the_wizard(
     admin: Client,
     make_panel: MakePanel,
-    exchange: SmtpPeer,
+    xoauth2_peer: SmtpPeer,
     tenant: Tenant,
-    app: App,
-    cert: CertAndKey,
+    oauth_app: App,
+    oauth_cert: CertAndKey,
 ) -> None:
     panel = make_panel(admin)
     panel.add_button.click()
@@ -85,9 +60,9 @@ def test_add_an_oauth_smtp_server_through_the_wizard(
 
     f = form.fields
     f["name"].value = "Sales 365"
-    f["server"].value = exchange.host
+    f["server"].value = xoauth2_peer.host
     f["use_ssl"].value = True
-    f["port"].value = exchange.port
+    f["port"].value = xoauth2_peer.port
     f["account"].value = SALES_MAILBOX
     f["sender_address"].value = SALES_MAILBOX
     f["password"].value = "typed before switching"
@@ -102,8 +77,8 @@ def test_add_an_oauth_smtp_server_through_the_wizard(
     ]
     assert "Password" not in visible(form)
     f["tenant_id"].value = tenant.id
-    f["client_id"].value = app.client_id
-    f["certificate"].value = upload_value("smtp-app.pfx", to_pfx(cert, password=PFX_PASSWORD))
+    f["client_id"].value = oauth_app.client_id
+    f["certificate"].value = upload_value("smtp-app.pfx", to_pfx(oauth_cert, password=PFX_PASSWORD))
     f["certificate_password"].value = PFX_PASSWORD
     assert form.errors == {}
     assert "password" not in form.settings_values()  # the hidden row is not sent
@@ -126,27 +101,15 @@ def test_add_an_oauth_smtp_server_through_the_wizard(
     stored = {s.name: s for s in admin.email_servers.list(SALES)}["Sales 365"]
     assert stored.secrets_set == {"certificate": True, "certificate_password": True}
     assert stored.settings.authentication == "oauth2"  # type: ignore[union-attr]
-    assert exchange.auth_attempts == ["XOAUTH2"]
+    assert xoauth2_peer.auth_attempts == ["XOAUTH2"]
     assert f["certificate_password"].value == ""  # no secret left in a widget
 
 
 def test_a_stored_oauth_server_opens_with_its_rows_and_its_certificate_note(
-    admin: Client, exchange: SmtpPeer, tenant: Tenant, app: App, cert: CertAndKey
+    admin: Client, xoauth2_peer: SmtpPeer, tenant: Tenant, oauth_app: App, oauth_cert: CertAndKey
 ) -> None:
     oauth = SmtpServerSpec(
-        name="Sales 365",
-        settings=SmtpSettings(
-            server=exchange.host,
-            port=exchange.port,
-            use_ssl=True,
-            account=SALES_MAILBOX,
-            sender_address=SALES_MAILBOX,
-            authentication="oauth2",
-            tenant_id=tenant.id,
-            client_id=app.client_id,
-            certificate=to_pfx(cert, password=PFX_PASSWORD),
-            certificate_password=PFX_PASSWORD,
-        ),
+        name="Sales 365", settings=oauth_settings(xoauth2_peer, tenant, oauth_app, oauth_cert)
     )
     passed = admin.email_servers.test(SALES, oauth)
     server = admin.email_servers.create(SALES, oauth, test_token=passed.test_token or "")
@@ -155,7 +118,7 @@ def test_a_stored_oauth_server_opens_with_its_rows_and_its_certificate_note(
         assert form.fields["authentication"].value == "oauth2"
         assert "Tenant ID" in visible(form) and "Password" not in visible(form)
         assert form.fields["tenant_id"].value == tenant.id
-        assert form.rows["certificate"].note.value.count("CN=elegere-widget-oauth") == 1
+        assert form.rows["certificate"].note.value.count(f"CN={OAUTH_CERT_CN}") == 1
         # Back to Password: the patch says so and carries the new password only.
         form.fields["authentication"].value = "password"
         form.fields["password"].value = PASSWORD

@@ -25,6 +25,7 @@ from tests.fixtures.messages import (
     make_store,
     message_ids_at,
 )
+from tests.fixtures.oauth import service_settings
 from tests.fixtures.smtp import SmtpPeer
 
 from .conftest import Clock
@@ -43,13 +44,7 @@ def graph_store(
     database_url: str, tmp_path: Path, idp: IdentityProvider
 ) -> Iterator[ServiceContext]:
     """A store whose Graph calls go to the local identity provider and Graph endpoint."""
-    ctx = make_store(
-        database_url,
-        tmp_path,
-        graph_authority_host=idp.url,
-        graph_base_url=idp.graph_base_url,
-        graph_ca_file=idp.ca_bundle,
-    )
+    ctx = make_store(database_url, tmp_path, **service_settings(idp))
     yield ctx
     ctx.engine.dispose()
 

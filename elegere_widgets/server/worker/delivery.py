@@ -35,7 +35,9 @@ from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from ...connectivity.smtp import process_token_cache
 from ...models import SETTINGS_BY_TYPE, GraphSettings, SmtpSettings
+from ..connections import smtp_oauth_endpoints
 from ..context import ServiceContext
 from ..rate_limit import make_storage
 from ..security import new_id
@@ -360,6 +362,8 @@ class Deliverer:
                     self.ctx.egress,
                     self.ctx.ssl_context(),
                     self.ctx.settings.send_budget_s,
+                    oauth=smtp_oauth_endpoints(self.ctx),
+                    token_cache=process_token_cache(settings),
                 ),
             )
             return connection.send(job.message)

@@ -1,8 +1,11 @@
 """SMTP delivery: the connection test's session, kept open for consecutive messages.
 
-The connection is opened by ``SmtpSession.open`` (resolve once through the egress guard and
-pin the address; TLS as the settings require; a password only over an encrypted connection),
-so a message goes out on exactly the terms the connection test checked. One connection per
+The connection is set up by ``SmtpRun``, as the connection test's is, and opened by
+``SmtpSession.open`` (resolve once through the egress guard and pin the address; TLS as the
+settings require; a password only over an encrypted connection; with OAuth 2.0 the app's
+certificate and token first, then AUTH XOAUTH2), so a message goes out on exactly the terms
+the connection test checked. The token comes from the process's cache while it has more than
+a few minutes to live, so reconnecting does not sign in again. One connection per
 server per worker thread; it is reused for the next message (RSET first when a transaction
 was left open), reopened when the server dropped it, and closed after ``smtp_idle_s`` unused.
 """
@@ -20,16 +23,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from ...connectivity.egress import EgressPolicy
-from ...connectivity.smtp import IMPLICIT_TLS_PORTS, STAGE_TEXT_MAX, _redactor
-from ...connectivity.smtp_hints import SmtpExplainer, bounded, reply_detail
-from ...connectivity.smtp_session import SmtpSession
+from ...connectivity.smtp import OAuthEndpoints, SmtpRun, said
+from ...connectivity.smtp_hints import SmtpExplainer, reply_detail
 from ...connectivity.smtp_transport import PinnedSMTP, Watchdog
-from ...connectivity.stages import Budget, StageFailed, StageRecorder
+from ...connectivity.stages import Budget, StageFailed
 from ...models import SmtpSettings
 from .compose import Outgoing, compose, needs_smtputf8, wire_bytes
 from .outcome import Attempt, Outcome, RecipientResult
+
+if TYPE_CHECKING:
+    from ...connectivity.app_token import TokenCache
 
 __all__ = ["SmtpConnection", "SmtpConnections"]
 
@@ -64,6 +70,11 @@ def _arm_watchdog(conn: PinnedSMTP, seconds: float) -> None:
         raw.close()
 
 
+def _code(code: str | None) -> int | None:
+    """An SMTP reply code as a delivery keeps it (not AADSTS… nor other words)."""
+    return int(code) if code and code.isdigit() else None
+
+
 class _ConnectionLost(Exception):
     def __init__(self, stage: str, cause: BaseException) -> None:
         super().__init__(stage)
@@ -79,48 +90,46 @@ class SmtpConnection:
     egress: EgressPolicy
     ssl_context: ssl.SSLContext | None
     budget_s: float
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Where an OAuth 2.0 server's app signs in (the service's authority and its CAs).
+    oauth: OAuthEndpoints = field(default_factory=OAuthEndpoints)
+    #: Its tokens, per credential (the process's cache); None signs in on every connection.
+    token_cache: TokenCache | None = field(default=None, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     last_used: float = field(default_factory=time.monotonic)
-    conn: PinnedSMTP | None = None
-    explainer: SmtpExplainer | None = None
+    conn: PinnedSMTP | None = field(default=None, repr=False)
+    explainer: SmtpExplainer | None = field(default=None, repr=False)
     #: A transaction (MAIL FROM …) is open on the server: RSET before the next one.
     dirty: bool = False
-
-    def __post_init__(self) -> None:
-        redact = _redactor(self.settings)
-        self._redact: Callable[[str], str] = lambda text: bounded(redact(text), STAGE_TEXT_MAX)
+    #: Masks this connection's secrets (the password, or the token it signed in with) in
+    #: whatever a server says, and cuts it to a stage's length.
+    redact: Callable[[str], str] = field(default=lambda text: text, repr=False)
 
     # ------------------------------------------------------------------ lifecycle
 
     def _open(self) -> Attempt | None:
-        """Connect; on failure the attempt that says why (every recipient deferred)."""
+        """Connect as the connection test does; on failure the attempt that says why (every
+        recipient deferred), in the test's words: the reply, then the hint."""
         s = self.settings
-        budget = Budget(self.budget_s)
-        ports = frozenset(IMPLICIT_TLS_PORTS)
-        explainer = SmtpExplainer(
-            host=s.server,
-            port=s.port,
-            use_ssl=s.use_ssl,
-            implicit_tls=s.use_ssl and s.port in ports,
-            implicit_ports=ports,
-            budget=budget,
-            sender=s.sender_address,
+        run = SmtpRun(
+            s,
+            egress=self.egress,
+            budget_s=self.budget_s,
+            ssl_context=self.ssl_context,
             recipient=s.sender_address,
+            oauth=self.oauth,
+            token_cache=self.token_cache,
         )
-        recorder = StageRecorder("smtp", explain=explainer, redact=lambda text: self._redact(text))
-        session = SmtpSession(s, self.egress, budget, recorder, explainer, self.ssl_context)
         try:
-            self.conn = session.open()
+            self.conn = run.start().open()
         except StageFailed:
-            session.close()
-            failed = recorder.failed
+            run.close()
+            failed = run.recorder.failed
             assert failed is not None
-            hint = f" {failed.hint}." if failed.hint else ""
-            code = int(failed.code) if failed.code and failed.code.isdigit() else None
             return Attempt.server_failure(
-                stage=failed.name, code=code, reply=f"{failed.detail.rstrip('.')}.{hint}"
+                stage=failed.name, code=_code(failed.code), reply=said(failed.detail, failed.hint)
             )
-        self.explainer = explainer
+        self.explainer = run.explainer
+        self.redact = run.redact
         self.dirty = False
         return None
 
@@ -167,12 +176,10 @@ class SmtpConnection:
     def _lost(self, lost: _ConnectionLost) -> Attempt:
         assert self.explainer is not None
         failure = self.explainer(lost.stage, lost.cause)
-        hint = f" {failure.hint}." if failure.hint else ""
-        code = int(failure.code) if failure.code and failure.code.isdigit() else None
         return Attempt.server_failure(
             stage=lost.stage,
-            code=code,
-            reply=self._redact(f"{failure.detail.rstrip('.')}.{hint}"),
+            code=_code(failure.code),
+            reply=self.redact(said(failure.detail, failure.hint)),
         )
 
     def _step(self, stage: str, fn: Callable[[], tuple[int, bytes]]) -> tuple[int, str]:
@@ -187,7 +194,7 @@ class SmtpConnection:
             raise _ConnectionLost(stage, smtplib.SMTPServerDisconnected("Connection closed"))
         if code == 421:  # the server is closing the connection (often: it was idle too long)
             raise _ConnectionLost(stage, smtplib.SMTPResponseException(code, reply))
-        return code, self._redact(reply_detail(code, reply))
+        return code, self.redact(reply_detail(code, reply))
 
     def _transaction(self, message: Outgoing) -> Attempt:
         conn = self.conn
