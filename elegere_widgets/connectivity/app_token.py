@@ -170,6 +170,13 @@ class TokenCache:
         with self._lock:
             self._tokens[key] = (token, self._clock() + expires_in)
 
+    def discard(self, key: CacheKey, token: str) -> None:
+        """Forget ``token`` (a server refused it), unless another one has replaced it."""
+        with self._lock:
+            entry = self._tokens.get(key)
+            if entry is not None and entry[0] == token:
+                del self._tokens[key]
+
     def clear(self) -> None:
         with self._lock:
             self._tokens.clear()
@@ -263,16 +270,20 @@ class AppSignIn:
             )
         return credential
 
-    def token(self, credential: LoadedCredential, *, cache: TokenCache | None = None) -> str:
-        """A token for ``scope``: from ``cache`` when it holds one, else from the authority."""
-        assert self.recorder is not None
-        key: CacheKey = (
+    def cache_key(self) -> CacheKey:
+        """Whose token it is: the authority, tenant, client, certificate (once loaded), scope."""
+        return (
             self.authority_host,
             self.reg.tenant_id,
             self.reg.client_id,
             self.sha256,
             self.scope,
         )
+
+    def token(self, credential: LoadedCredential, *, cache: TokenCache | None = None) -> str:
+        """A token for ``scope``: from ``cache`` when it holds one, else from the authority."""
+        assert self.recorder is not None
+        key = self.cache_key()
         with self.recorder.stage("token") as st:
             cached = cache.get(key) if cache is not None else None
             if cached is not None:

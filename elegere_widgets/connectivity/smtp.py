@@ -245,6 +245,7 @@ class SmtpRun:
             "smtp", explain=self._explain, progress=progress, redact=self.redact
         )
         self.session: SmtpSession | None = None
+        self.token: str | None = None
 
     def _explain(self, stage: str, exc: BaseException) -> Failure:
         if self.sign_in is not None and stage in ("certificate", "token"):
@@ -259,7 +260,7 @@ class SmtpRun:
         if sign_in is not None:
             sign_in.recorder = self.recorder
             credential = sign_in.certificate()
-            token = sign_in.token(credential, cache=self.token_cache)
+            token = self.token = sign_in.token(credential, cache=self.token_cache)
             response = xoauth2_response(self.settings.account, token)
             sign_in.secrets.append(base64.b64encode(response.encode()).decode())
             self.explainer.token_claims = unverified_claims(token)
@@ -276,8 +277,19 @@ class SmtpRun:
         return self.session
 
     def close(self) -> None:
+        """End the conversation. A token the server refused leaves the cache: the next
+        connection asks for a new one, which carries a permission granted since."""
         if self.session is not None:
             self.session.close()
+        failed = self.recorder.failed
+        if (
+            failed is not None
+            and failed.name == "authenticate"
+            and self.token is not None
+            and self.token_cache is not None
+            and self.sign_in is not None
+        ):
+            self.token_cache.discard(self.sign_in.cache_key(), self.token)
 
 
 def said(detail: str, hint: str | None) -> str:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -8,6 +11,7 @@ import pytest
 
 from elegere_widgets.server.context import ServiceContext
 from tests.fixtures.messages import make_store
+from tests.fixtures.processes import ELEGERE, clean_env
 from tests.fixtures.smtp import SmtpPeer
 
 
@@ -48,3 +52,71 @@ def store(database_url: str, tmp_path: Path) -> Iterator[ServiceContext]:
 def sink() -> Iterator[SmtpPeer]:
     with SmtpPeer("plain") as peer:
         yield peer
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
+    """A generous deadline against hanging forever; not a speed check."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting: {what}")
+        time.sleep(0.05)
+
+
+def worker_env(ctx: ServiceContext, **extra: str) -> dict[str, str]:
+    env = clean_env(
+        ELEGERE_DATABASE_URL=ctx.settings.resolved_database_url(),
+        ELEGERE_DATA_DIR=str(ctx.settings.data_dir),
+        ELEGERE_EGRESS_ALLOW="127.0.0.0/8",
+        ELEGERE_EGRESS_ALLOW_PORTS="1024-65535",
+        ELEGERE_LEASE_S="3",
+        # Below the lease, as in production (120 s over 30 s): batches are recorded ten at a
+        # time, not renewed and recorded before every send.
+        ELEGERE_SEND_BUDGET_S="2",
+        ELEGERE_SWEEP_INTERVAL_S="0.5",
+    )
+    if ctx.settings.queue_url:
+        env["ELEGERE_QUEUE_URL"] = ctx.settings.queue_url
+    env.update(extra)
+    return env
+
+
+class Workers:
+    """`elegere worker` processes, each writing its output to ``log(n)``."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def log(self, n: int) -> Path:
+        return self.tmp_path / f"worker{n}.log"
+
+    def start(self, ctx: ServiceContext, threads: int = 4, **env: str) -> subprocess.Popen[bytes]:
+        """A worker over ``ctx``'s store; ``env`` adds to (or overrides) its ELEGERE_* settings."""
+        log = open(self.log(len(self.procs)), "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [*ELEGERE, "worker", "--threads", str(threads)],
+            env=worker_env(ctx, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(tmp_path)
+    yield w
+    w.stop_all()

@@ -15,8 +15,8 @@ from elegere_widgets.server.services.email_servers import EmailServerQueries
 from tests.fixtures.messages import add_peer_server
 from tests.fixtures.smtp import SmtpPeer
 
+from .conftest import wait_until, worker_env
 from .test_health import _point_seeded_servers_at
-from .test_worker_process import wait_until, worker_env
 
 FAILING = "Email server 'Peer srv_peer' is failing"
 HEALTHY = "Email server 'Peer srv_peer' is healthy again"

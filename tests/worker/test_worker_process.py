@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,71 +14,11 @@ from elegere_widgets.server.store.tables import CustomActionRow, MessageRow
 from elegere_widgets.server.worker.queue import HueyQueue, build_huey
 from tests.conftest import ADMIN
 from tests.fixtures.messages import add_message, add_peer_server, make_store, message_ids_at
-from tests.fixtures.processes import ELEGERE, clean_env, elegere
+from tests.fixtures.processes import clean_env, elegere
 from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import SmtpPeer
 
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
-    """A generous deadline against hanging forever; not a speed check."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting: {what}")
-        time.sleep(0.05)
-
-
-def worker_env(ctx: ServiceContext, **extra: str) -> dict[str, str]:
-    env = clean_env(
-        ELEGERE_DATABASE_URL=ctx.settings.resolved_database_url(),
-        ELEGERE_DATA_DIR=str(ctx.settings.data_dir),
-        ELEGERE_EGRESS_ALLOW="127.0.0.0/8",
-        ELEGERE_EGRESS_ALLOW_PORTS="1024-65535",
-        ELEGERE_LEASE_S="3",
-        # Below the lease, as in production (120 s over 30 s): batches are recorded ten at a
-        # time, not renewed and recorded before every send.
-        ELEGERE_SEND_BUDGET_S="2",
-        ELEGERE_SWEEP_INTERVAL_S="0.5",
-    )
-    if ctx.settings.queue_url:
-        env["ELEGERE_QUEUE_URL"] = ctx.settings.queue_url
-    env.update(extra)
-    return env
-
-
-class Workers:
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, ctx: ServiceContext, threads: int = 4) -> subprocess.Popen[bytes]:
-        log = open(self.tmp_path / f"worker{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [*ELEGERE, "worker", "--threads", str(threads)],
-            env=worker_env(ctx),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    w = Workers(tmp_path)
-    yield w
-    w.stop_all()
+from .conftest import Workers, wait_until
 
 
 def _statuses(ctx: ServiceContext) -> dict[str, int]:
