@@ -24,7 +24,7 @@ import requests
 from ..models import ConnectionTestResult, GraphSettings, Stage
 from ..models.fields import SECRET_MASK
 from .app_token import PUBLIC_AUTHORITY_HOST, AppRegistration, AppSignIn
-from .smtp import SendOutcome
+from .smtp import SendOutcome, said
 from .stages import Budget, Failure, StageFailed, StageRecorder
 
 __all__ = [
@@ -45,10 +45,19 @@ _MAILBOX_NOT_FOUND = (
     "Mailbox not found: check Account; it must be the address of an existing Exchange Online "
     "mailbox (a user or shared mailbox) in tenant {tenant}."
 )
-_ACCESS_POLICY = (
-    "Exchange keeps this app from the mailbox: an application access policy (or RBAC for "
-    "Applications) limits the app to other mailboxes; ask the Exchange administrator to add "
-    "{account} to the app's scope."
+#: Exchange refused the app this mailbox (ErrorSendAsDenied, or a 403 to sendMail): Microsoft's
+#: current advice is to scope the app to the mailboxes it sends as with RBAC for Applications
+#: (Application Access Policies, the older way, are deprecated) instead of Mail.Send for every
+#: mailbox of the tenant.
+_SCOPE_TO_MAILBOX = (
+    "Exchange does not let this app send as {account}. Give the app this mailbox with RBAC for "
+    "Applications (Application Access Policies are deprecated) rather than Mail.Send for the "
+    "whole tenant: in Exchange Online PowerShell run New-ManagementScope -Name "
+    '"elegere {account}" -RecipientRestrictionFilter "PrimarySmtpAddress -eq \'{account}\'", '
+    'then New-ManagementRoleAssignment -Role "Application Mail.Send" -App {client_id} '
+    '-CustomResourceScope "elegere {account}" (once New-ServicePrincipal -AppId {client_id} '
+    "has registered the app in Exchange); if an application access policy still names this "
+    "app, add {account} to it or remove it."
 )
 _GRANT_MAIL_SEND = (
     "Grant Mail.Send: in the app registration open API permissions → Add a permission → "
@@ -60,8 +69,8 @@ _GRAPH_HINTS: dict[str, str] = {
     "ErrorInvalidUser": _MAILBOX_NOT_FOUND,
     "MailboxNotEnabledForRESTAPI": "The account has no Exchange Online mailbox: use the "
     "address of a licensed user or a shared mailbox.",
-    "ErrorAccessDenied": _ACCESS_POLICY,
-    "ErrorSendAsDenied": "The app may not send as {account}: check Account.",
+    "ErrorAccessDenied": _SCOPE_TO_MAILBOX,
+    "ErrorSendAsDenied": _SCOPE_TO_MAILBOX,
     "InvalidAuthenticationToken": "Microsoft Graph refused the token: check that the authority "
     "and the Graph URL belong to the same cloud.",
     "ApplicationThrottled": "Microsoft Graph is throttling this app: test again in a minute.",
@@ -123,8 +132,9 @@ def send_graph(
     except StageFailed:
         failed = run.recorder.failed
         assert failed is not None
-        hint = f" {failed.hint}" if failed.hint else ""
-        return SendOutcome(ok=False, detail=f"Failed at {failed.name}: {failed.detail}.{hint}")
+        return SendOutcome(
+            ok=False, detail=f"Failed at {failed.name}: {said(failed.detail, failed.hint)}"
+        )
     return SendOutcome(ok=True, detail=run.recorder.stages[-1].detail)
 
 
@@ -149,8 +159,7 @@ def send_graph_message(
     except StageFailed:
         failed = run.recorder.failed
         assert failed is not None
-        hint = f" {failed.hint}" if failed.hint else ""
-        detail = f"Failed at {failed.name}: {failed.detail}.{hint}"
+        detail = f"Failed at {failed.name}: {said(failed.detail, failed.hint)}"
         return SendOutcome(ok=False, detail=detail), failed.code
     return SendOutcome(ok=True, detail=run.recorder.stages[-1].detail), None
 
@@ -251,6 +260,8 @@ class _GraphRun(AppSignIn):
             failure = self._graph_failure(response.status_code, code, error)
             if code == "ErrorAccessDenied" and "Mail.Send" not in _token_roles(token):
                 failure.hint = _GRANT_MAIL_SEND
+            elif response.status_code == 403 or code == "ErrorSendAsDenied":
+                failure.hint = self.hint(_SCOPE_TO_MAILBOX)
             raise StageFailed(failure)
 
     # ------------------------------------------------ network

@@ -294,7 +294,8 @@ class SmtpRun:
 
 def said(detail: str, hint: str | None) -> str:
     """A failure in one line, as a delivery or a test send reports it: "detail. hint."."""
-    return f"{detail.rstrip('.')}." + (f" {hint}." if hint else "")
+    text = f"{detail.rstrip('.')}."
+    return f"{text} {hint.rstrip('.')}." if hint else text
 
 
 def process_token_cache(settings: SmtpSettings) -> TokenCache | None:

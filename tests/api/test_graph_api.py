@@ -19,6 +19,7 @@ from elegere_widgets.connectivity.certificates import MAX_KDF_ROUNDS
 from elegere_widgets.errors import InvalidSettings, TestRequired
 from elegere_widgets.models import EmailServer, EmailServerPatch, GraphServerSpec, GraphSettings
 from elegere_widgets.server.store.tables import EmailServerRow
+from tests.connectivity.test_graph import SCOPE_TO_MAILBOX, SEND_AS_DENIED
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_cer, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
 from tests.fixtures.oauth import service_settings
@@ -187,6 +188,20 @@ def test_send_test_through_graph_is_accepted_not_delivered_and_recorded(
     assert (delivery.status, delivery.kind) == ("accepted", "test")
     admin.email_servers.delete(SALES, server.id)
     assert server.id not in [s.id for s in admin.email_servers.list(SALES)]
+
+
+def test_send_test_refused_as_the_mailbox_says_how_to_scope_the_app_to_it(
+    admin: Client, tenant: Tenant, app: App, cert: CertAndKey
+) -> None:
+    server = add(admin, graph_spec(tenant, app, cert))
+    # Since it was added, Exchange no longer lets the app send as the mailbox.
+    tenant.mailboxes[MAILBOX].send_as_denied.add(app.client_id)
+    outcome = admin.email_servers.send_test(SALES, server.id, to="someone@example.com")
+    assert not outcome.ok
+    hint = SCOPE_TO_MAILBOX.format(account=MAILBOX, client_id=app.client_id)
+    assert outcome.detail == f"Failed at send: {SEND_AS_DENIED} {hint}"
+    [delivery] = admin.deliveries.list(SALES, server_id=server.id)
+    assert delivery.status == "failed"
 
 
 def test_the_list_shows_each_server_exactly_as_getting_it_does(

@@ -340,10 +340,36 @@ def test_send_graph_is_accepted_and_recorded(
     assert (mail.body, mail.content_type) == ("It works.", "Text")
 
 
-def test_send_graph_blocked_by_access_policy(
-    idp: IdentityProvider, tenant: Tenant, app: App, cert: CertAndKey
+#: What a 403 to sendMail advises: the app scoped to the mailbox with RBAC for Applications.
+SCOPE_TO_MAILBOX = (
+    "Exchange does not let this app send as {account}. Give the app this mailbox with RBAC for "
+    "Applications (Application Access Policies are deprecated) rather than Mail.Send for the "
+    "whole tenant: in Exchange Online PowerShell run New-ManagementScope -Name "
+    '"elegere {account}" -RecipientRestrictionFilter "PrimarySmtpAddress -eq \'{account}\'", '
+    'then New-ManagementRoleAssignment -Role "Application Mail.Send" -App {client_id} '
+    '-CustomResourceScope "elegere {account}" (once New-ServicePrincipal -AppId {client_id} '
+    "has registered the app in Exchange); if an application access policy still names this "
+    "app, add {account} to it or remove it."
+)
+#: Graph's words when Exchange does not let the app send as the mailbox.
+SEND_AS_DENIED = (
+    "HTTP 403: The user account which was used to submit this request does not have the right "
+    "to send mail on behalf of the specified sending account., Cannot submit message."
+)
+ACCESS_POLICY_DENIED = (
+    "HTTP 403: Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+    "AccessPolicy settings."
+)
+
+
+@pytest.mark.parametrize(
+    ("refusal", "graph_says"),
+    [("send_as_denied", SEND_AS_DENIED), ("blocked_apps", ACCESS_POLICY_DENIED)],
+)
+def test_send_graph_refused_the_mailbox_says_how_to_scope_the_app_to_it(
+    refusal: str, graph_says: str, idp: IdentityProvider, tenant: Tenant, app: App, cert: CertAndKey
 ) -> None:
-    idp.add_mailbox(tenant, "ceo@contoso.example", blocked_apps=[app.client_id])
+    idp.add_mailbox(tenant, "ceo@contoso.example", **{refusal: [app.client_id]})
     outcome = send_graph(
         graph_settings(tenant, app, to_pfx(cert, password=PASSWORD), account="ceo@contoso.example"),
         to="someone@example.net",
@@ -354,7 +380,8 @@ def test_send_graph_blocked_by_access_policy(
         ca_bundle=idp.ca_bundle,
     )
     assert not outcome.ok
-    assert "application access policy" in outcome.detail
+    hint = SCOPE_TO_MAILBOX.format(account="ceo@contoso.example", client_id=app.client_id)
+    assert outcome.detail == f"Failed at send: {graph_says} {hint}"
 
 
 def test_send_graph_without_mail_send(

@@ -16,6 +16,7 @@ from elegere_widgets.server.context import ServiceContext
 from elegere_widgets.server.store.tables import DeliveryRow, MessageRow
 from elegere_widgets.server.worker.delivery import Deliverer
 from elegere_widgets.server.worker.smtp_sender import SmtpConnections
+from tests.connectivity.test_graph import SCOPE_TO_MAILBOX, SEND_AS_DENIED
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, IdentityProvider, Tenant
 from tests.fixtures.messages import (
@@ -126,6 +127,22 @@ def test_graph_refusing_the_app_defers_the_message_with_graphs_reply(
     [delivery] = _deliveries(graph_store, ident)
     assert delivery.status == "deferred" and "Access is denied" in (delivery.error or "")
     assert len(idp.sent) == sent_before
+
+
+def test_exchange_refusing_the_mailbox_defers_with_the_rbac_for_applications_hint(
+    graph_store: ServiceContext, idp: IdentityProvider, tenant: Tenant, cert: CertAndKey
+) -> None:
+    server = _graph_server(graph_store, idp, tenant, cert, ["Mail.Send", "User.Read.All"])
+    client_id = next(iter(tenant.apps))
+    tenant.mailboxes[SALES_MAILBOX].send_as_denied.add(client_id)
+    ident = add_message(graph_store, server, to=["ann@example.org"])
+    assert Deliverer(graph_store).deliver(ident) == "retrying"
+    hint = SCOPE_TO_MAILBOX.format(account=SALES_MAILBOX, client_id=client_id)
+    reply = f"Failed at send: {SEND_AS_DENIED} {hint}"
+    [delivery] = _deliveries(graph_store, ident)
+    assert (delivery.status, delivery.stage, delivery.reply_code) == ("deferred", "send", None)
+    assert delivery.error == reply
+    assert _row(graph_store, ident).recipients["ann@example.org"]["reply"] == reply
 
 
 @pytest.mark.skipif(
