@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +10,7 @@ import pytest
 
 from elegere_widgets.server.context import ServiceContext
 from tests.fixtures.messages import make_store
-from tests.fixtures.processes import ELEGERE, clean_env
+from tests.fixtures.processes import ELEGERE, clean_env, stop_all
 from tests.fixtures.smtp import SmtpPeer
 
 
@@ -104,15 +103,7 @@ class Workers:
         return proc
 
     def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(self.procs, timeout=10)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from elegere_widgets.client import Client
 from elegere_widgets.connectivity import EgressPolicy
 from elegere_widgets.connectivity.smtp import said, test_smtp
 from elegere_widgets.connectivity.smtp_session import xoauth2_response
-from elegere_widgets.models import EmailServer, SmtpServerSpec, SmtpSettings
+from elegere_widgets.models import SmtpServerSpec, SmtpSettings
 from elegere_widgets.server.store.tables import CustomActionRow, DeliveryRow, MessageRow
 from elegere_widgets.server.worker.delivery import Deliverer
 from elegere_widgets.server.worker.smtp_sender import SmtpConnection, SmtpConnections
@@ -52,8 +52,18 @@ def http(service: RunningService) -> Iterator[httpx.Client]:
         yield client
 
 
-def add_oauth_server(admin: Client, service: RunningService, settings: SmtpSettings) -> EmailServer:
-    """Test and add the server as an admin does; "Send quote" then goes through it."""
+@pytest.fixture
+def oauth_server(
+    admin: Client,
+    service: RunningService,
+    tenant: Tenant,
+    oauth_app: App,
+    oauth_cert: CertAndKey,
+    xoauth2_peer: SmtpPeer,
+) -> SmtpSettings:
+    """An OAuth 2.0 server reaching the peer, tested and added as an admin does; "Send quote"
+    goes through it. Its settings, as the test was given them."""
+    settings = oauth_settings(xoauth2_peer, tenant, oauth_app, oauth_cert)
     spec = SmtpServerSpec(name="Sales 365", settings=settings)
     passed = admin.email_servers.test(SALES, spec)
     assert passed.ok, passed.stages
@@ -62,7 +72,7 @@ def add_oauth_server(admin: Client, service: RunningService, settings: SmtpSetti
         action = s.get(CustomActionRow, "ca_send_quote")
         assert action is not None
         action.email_server_id = server.id
-    return server
+    return settings
 
 
 def post_quote(http: httpx.Client, n: int) -> str:
@@ -103,18 +113,14 @@ def deliveries(service: RunningService, ident: str) -> list[DeliveryRow]:
 
 
 def test_a_worker_process_delivers_through_oauth_with_one_token_for_two_connections(
-    admin: Client,
+    oauth_server: SmtpSettings,
     service: RunningService,
     http: httpx.Client,
     idp: IdentityProvider,
     pki: Pki,
-    tenant: Tenant,
-    oauth_app: App,
-    oauth_cert: CertAndKey,
     xoauth2_peer: SmtpPeer,
     workers: Workers,
 ) -> None:
-    add_oauth_server(admin, service, oauth_settings(xoauth2_peer, tenant, oauth_app, oauth_cert))
     signed_in = idp.token_requests  # the API's test asked for a token of its own
     quits = xoauth2_peer.quits
     # The worker trusts the local provider and the peer's CA, as an operator would set it up;
@@ -177,18 +183,15 @@ def logged(caplog: pytest.LogCaptureFixture) -> str:
 
 
 def test_a_token_without_smtp_sendasapp_defers_with_the_hint_and_a_new_grant_is_taken_up(
-    admin: Client,
+    oauth_server: SmtpSettings,
+    oauth_app: App,
     service: RunningService,
     http: httpx.Client,
     idp: IdentityProvider,
-    tenant: Tenant,
-    oauth_app: App,
-    oauth_cert: CertAndKey,
     xoauth2_peer: SmtpPeer,
     clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    add_oauth_server(admin, service, oauth_settings(xoauth2_peer, tenant, oauth_app, oauth_cert))
     ident = post_quote(http, 1)
     oauth_app.exchange_roles = ["Mail.Read"]  # an admin took SMTP.SendAsApp away
     caplog.set_level(logging.DEBUG)
@@ -209,20 +212,15 @@ def test_a_token_without_smtp_sendasapp_defers_with_the_hint_and_a_new_grant_is_
 
 
 def test_an_expired_token_defers_then_fails_with_the_connection_tests_words(
-    admin: Client,
+    oauth_server: SmtpSettings,
     service: RunningService,
     http: httpx.Client,
     idp: IdentityProvider,
     pki: Pki,
-    tenant: Tenant,
-    oauth_app: App,
-    oauth_cert: CertAndKey,
     xoauth2_peer: SmtpPeer,
     clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = oauth_settings(xoauth2_peer, tenant, oauth_app, oauth_cert)
-    add_oauth_server(admin, service, settings)
     ident = post_quote(http, 1)
     caplog.set_level(logging.DEBUG)
     deliverer = Deliverer(service.ctx, clock=clock, connections=SmtpConnections(idle_s=30))
@@ -233,7 +231,7 @@ def test_an_expired_token_defers_then_fails_with_the_connection_tests_words(
         clock.advance(days=30)  # past the retry window: the next refusal is final
         assert deliverer.deliver(ident) == "failed"
         tested = test_smtp(
-            settings,
+            oauth_server,
             egress=EgressPolicy.from_strings(["127.0.0.0/8"], ports=["1024-65535"]),
             budget_s=10.0,
             ssl_context=pki.client_context(),

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
 from email.parser import Parser
@@ -30,23 +30,17 @@ from elegere_widgets.server.store.tables import CustomActionRow, MessageRow
 from elegere_widgets.server.worker.queue import build_huey
 from tests.conftest import ADMIN
 from tests.fixtures.messages import add_peer_server, make_store, message_ids_at
+from tests.fixtures.processes import stop_all
 from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import SmtpPeer
+
+from .conftest import wait_until
 
 SALES = "/api/v1/workspaces/ws_sales"
 QUOTE = {"kind": "custom_action", "id": "ca_send_quote"}
 REDIS_ENV = "ELEGERE_TEST_REDIS_URL"
 PG_ENV = "ELEGERE_TEST_DATABASE_URL"
 FINAL = {"sent", "failed"}
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
-    """A generous deadline against hanging forever; not a speed check."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting: {what}")
-        time.sleep(0.05)
 
 
 def _free_port() -> int:
@@ -107,15 +101,7 @@ class Processes:
                 time.sleep(0.1)
 
     def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(self.procs)
 
 
 @pytest.fixture
