@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 Role = Literal[
     "admin_delegate",
@@ -39,4 +39,7 @@ class Me(BaseModel):
     email: str
     name: str
     organization_id: str
+    organization_name: str = Field(
+        description="The caller's organization, as a scope picker and texts name it."
+    )
     roles: list[RoleGrant]

@@ -30,11 +30,14 @@ def test_workspace_admin_lists_own_and_inherited_servers_inherited_first(admin: 
 def test_me_and_workspaces_say_who_may_administer_what(admin: Client, delegate: Client) -> None:
     me = admin.me()
     assert me.email == ADMIN
+    assert (me.organization_id, me.organization_name) == ("org_acme", "Acme")
     assert [(r.role, r.workspace_id) for r in me.roles] == [("workspace_admin", SALES)]
     assert [w.name for w in admin.workspaces.list()] == ["Sales"]
     assert admin.workspaces.list()[0].organization_name == "Acme"
-    # A Delegate grants the right but does not hold it by being one.
+    # A Delegate grants the right but does not hold it by being one; /me still names the
+    # organization (no workspace list to read it from).
     assert delegate.workspaces.list() == []
+    assert delegate.me().organization_name == "Acme"
 
 
 @pytest.mark.read_only

@@ -30,11 +30,16 @@ class PeopleService:
 
     def me(self) -> models.Me:
         user = self.caller.user
+        # One small read per /me: the caller's row holds the organization's id only.
+        organization = self.session.scalars(
+            select(Organization.name).where(Organization.id == user.organization_id)
+        ).one()
         return models.Me(
             id=user.id,
             email=user.email,
             name=user.name,
             organization_id=user.organization_id,
+            organization_name=organization,
             roles=[
                 models.RoleGrant.model_validate(
                     {
