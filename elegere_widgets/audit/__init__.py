@@ -10,6 +10,8 @@
         usages = audit.usages_frame(client, ["Sales"])
         deliveries = audit.deliveries_frame(client, since=start)
         trail = audit.audit_events_frame(client)      # who changed or tested which server
+        checks = audit.checks_frame(client, since=start)  # every kept connection test
+        audit.recoveries(checks)                      # each failure: how long until it passed
         audit.failure_rate_per_server(deliveries)
 
 Everything is read through the API as the caller, so a frame holds what that caller may see
@@ -24,6 +26,13 @@ frames and return frames, ready to plot.
 
 from __future__ import annotations
 
+from .checks import (
+    CHECK_COLUMNS,
+    CHECK_SOURCES,
+    checks_frame,
+    checks_per_server_per_day,
+    recoveries,
+)
 from .frames import (
     AUDIT_ACTIONS,
     AUDIT_EVENT_COLUMNS,
@@ -51,17 +60,22 @@ __all__ = [
     "AUDIT_ACTIONS",
     "AUDIT_EVENT_COLUMNS",
     "AUDIT_RESULTS",
+    "CHECK_COLUMNS",
+    "CHECK_SOURCES",
     "DELIVERY_COLUMNS",
     "DELIVERY_KINDS",
     "DELIVERY_STATUSES",
     "FAILED_STATUSES",
     "audit_events_frame",
+    "checks_frame",
+    "checks_per_server_per_day",
     "deliveries_frame",
     "deliveries_per_server_per_day",
     "expiring_certificates",
     "failure_rate_per_server",
     "inherited_only_workspaces",
     "passwords_on_exchange_online",
+    "recoveries",
     "servers_frame",
     "stale_or_failed_tests",
     "unused_servers",

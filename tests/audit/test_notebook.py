@@ -10,10 +10,32 @@ from nbclient import NotebookClient
 
 from elegere_widgets.client import Client
 from tests.fixtures.service import RunningService
+from tests.fixtures.smtp import SmtpPeer
 
-from .support import SQLITE_ONLY, SUPPORT, insert_delivery
+from .support import SALES, SQLITE_ONLY, SUPPORT, insert_delivery
 
 NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "audit_server_usage.ipynb"
+
+
+@pytest.fixture
+def service_settings_overrides(trusting_test_ca: dict[str, object]) -> dict[str, object]:
+    return trusting_test_ca  # the peer's certificate, for the checks below
+
+
+def _fail_and_recover(admin: Client, peer: SmtpPeer) -> None:
+    """Real checks: a server added on the peer (a passing test), then two tests that fail
+    while the peer is down, then one that passes when it is back."""
+    spec = peer.spec("Notebook relay")
+    token = admin.email_servers.test(SALES, spec).test_token
+    assert token
+    server = admin.email_servers.create(SALES, spec, test_token=token)
+    retest = peer.spec(password=None).model_copy(update={"server_id": server.id})
+    port = peer.port
+    peer.stop()
+    assert not admin.email_servers.test(SALES, retest).ok
+    assert not admin.email_servers.test(SALES, retest).ok
+    peer.start(port)
+    assert admin.email_servers.test(SALES, retest).ok
 
 
 def test_the_notebook_is_committed_clean_with_a_parameters_cell() -> None:
@@ -32,7 +54,11 @@ def test_the_notebook_is_committed_clean_with_a_parameters_cell() -> None:
 @pytest.mark.slow
 @SQLITE_ONLY
 def test_the_notebook_runs_without_errors(
-    service: RunningService, delegate: Client, monkeypatch: pytest.MonkeyPatch
+    service: RunningService,
+    admin: Client,
+    delegate: Client,
+    peer: SmtpPeer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Both workspaces, so that every finding has something to show (Support has no server
     # of its own; the mailer's last test is 40 days old).
@@ -48,6 +74,17 @@ def test_the_notebook_runs_without_errors(
         stage="mail",
         reply_code=451,
     )
+    insert_delivery(
+        service,
+        "dlv_real_two",
+        kind="custom_action",
+        status="failed",
+        error="550 5.1.1 No such user",
+        message_id="msg_real_two",
+        stage="rcpt",
+        reply_code=550,
+    )
+    _fail_and_recover(admin, peer)
     # The kernel inherits this process's environment: the notebook's default path.
     monkeypatch.setenv("ELEGERE_URL", service.url)
     monkeypatch.setenv("ELEGERE_TOKEN", service.tokens["admin@acme.example"])
@@ -73,7 +110,20 @@ def test_the_notebook_runs_without_errors(
     assert "Sales Mailer" in text and "Acme Relay" in text
     assert "last test older than 30 days" in text  # the demo's mailer
     assert "Support" in text  # relies only on the inherited relay
-    assert "1 real deliveries (" in text and "seeded history rows left out" in text
+    assert "2 real deliveries (" in text and "seeded history rows left out" in text
     assert "msg_real_one" in text and "deferred" in text
+    # Health over time: the relay's four checks, its one failure and its recovery, and the
+    # server whose real delivery failed.
+    assert "4 checks since" in text and "2 failed; servers checked: 1" in text
+    assert "Notebook relay" in text and "failed at connect" in text
+    assert "failures: 1, recovered: 1 (median time to recovery 0 days" in text
+    assert "still failing: 0" in text
+    [failed_most] = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code" and "failed_most" in c.source
+        for o in c.outputs
+    ]
+    assert "Sales Mailer" in failed_most["data"]["text/plain"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 2  # deliveries per day, failure rate
+    assert len(images) == 3  # deliveries per day, failure rate, checks per day
