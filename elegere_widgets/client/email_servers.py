@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import httpx
 
 from ..errors import InternalError, ServiceUnavailable
 from ..models.connection import ConnectionTestResult, ServerCheck, Stage
+from ..models.replacements import ReplacementChoice, ServerReplacements
 from ..models.servers import EmailServer, EmailServerPatch, GraphServerSpec, SmtpServerSpec
 from ..models.usage import Page, SendTestResult, Usage
 from ._args import require_text, segment
@@ -162,17 +163,47 @@ class EmailServers(Resource):
         response = self._http.request("PATCH", path, json=patch.to_wire(), headers=headers)
         return _with_etag(response)
 
-    def delete(self, owner: str, server_id: str, /, *, replacement_id: str | None = None) -> None:
+    def replacements(self, owner: str, server_id: str, /) -> builtins.list[ReplacementChoice]:
+        """Before deleting a server in use: each place that uses it (a workspace, or the
+        organization's own usages, ``workspace_id`` None) and the servers that may take over
+        there. Empty when nothing uses it."""
+        path = self._one(owner, server_id) + "/replacements"
+        return parse(self._http.request("GET", path), list[ReplacementChoice])
+
+    def delete(
+        self,
+        owner: str,
+        server_id: str,
+        /,
+        *,
+        replacement_id: str | None = None,
+        replacements: Mapping[str, str] | None = None,
+    ) -> None:
         """Delete a server; when it is in use, ``replacement_id`` takes over every usage.
 
-        Without a replacement, a server in use raises ServerInUse (``.usages`` lists them).
+        For an organization's server, ``replacements`` (workspace id -> server id) chooses per
+        workspace: one of its own servers or another organization server;
+        ``replacement_id`` then takes over the organization's own usages (its default server,
+        the fallback of its servers) and any workspace not named. Without a replacement for
+        every place, a server in use raises ServerInUse (``.usages`` lists them).
         """
         path = self._one(owner, server_id)
-        params: dict[str, str | int] = {}
         if replacement_id is not None:
-            segment(replacement_id, "replacement_id")  # same rules as any id; sent as a query
-            params["replacement_id"] = replacement_id
-        self._http.request("DELETE", path, params=params or None)
+            segment(replacement_id, "replacement_id")  # same rules as any id
+        if not replacements:
+            # The query form: what every version of the service understands.
+            params = {"replacement_id": replacement_id} if replacement_id is not None else None
+            self._http.request("DELETE", path, params=params)
+            return
+        # Ids in a JSON body: checked as text, not quoted as path segments.
+        chosen = {
+            require_text(ws, "a workspace id in replacements"): require_text(
+                target, f"the replacement for workspace {ws!r}"
+            )
+            for ws, target in replacements.items()
+        }
+        body = ServerReplacements(replacement_id=replacement_id, replacements=chosen)
+        self._http.request("DELETE", path, json=body.model_dump())
 
     def send_test(self, owner: str, server_id: str, /, *, to: str) -> SendTestResult:
         """Send a real test message through a stored server; recorded as a delivery."""

@@ -20,6 +20,7 @@ from .messages import (
     MessageSummary,
 )
 from .problems import FieldError, Problem
+from .replacements import ReplacementCandidate, ReplacementChoice, ServerReplacements
 from .servers import (
     FIELD_LABELS,
     SECRET_FIELDS,
@@ -77,11 +78,14 @@ __all__ = [
     "MessageSummary",
     "Page",
     "Problem",
+    "ReplacementCandidate",
+    "ReplacementChoice",
     "RoleGrant",
     "SchedulerJob",
     "SendTestResult",
     "ServerCheck",
     "ServerHealth",
+    "ServerReplacements",
     "ServerType",
     "SmtpServerSpec",
     "SmtpSettings",

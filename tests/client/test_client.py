@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -102,6 +103,25 @@ def test_organization_servers_use_their_own_prefix(client: Client, fake: FakeSer
     assert str(fake.last.url) == (
         f"{BASE_URL}/api/v1/organizations/org_1/email-servers/srv_1?replacement_id=srv_2"
     )
+
+
+def test_per_workspace_replacements_go_in_the_delete_body(
+    client: Client, fake: FakeService
+) -> None:
+    fake.answer(httpx.Response(204))
+
+    client.organization_email_servers.delete(
+        "org_1", "srv_1", replacement_id="srv_2", replacements={"ws/1": "srv 3"}
+    )
+
+    assert fake.last.method == "DELETE" and fake.last.url.query == b""
+    # Ids in the body stay as they are: only path segments are quoted.
+    assert json.loads(fake.last.content) == {
+        "replacement_id": "srv_2",
+        "replacements": {"ws/1": "srv 3"},
+    }
+    with pytest.raises(ValueError, match="replacement for workspace 'ws_1'"):
+        client.organization_email_servers.delete("org_1", "srv_1", replacements={"ws_1": " "})
 
 
 def test_repr_shows_the_url_never_the_token(client: Client) -> None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from ... import models
+from ...errors import BadRequest
 from ...models.servers import check_email
 from ..deps import EmailServersDep, expected_version
 from ..network_work import NetworkWork
@@ -158,14 +159,32 @@ def checks(
     return servers.queries.checks(server_id, cursor=cursor, limit=limit)
 
 
+@router.get("/{server_id}/replacements", response_model=list[models.ReplacementChoice])
+def replacements(server_id: str, servers: EmailServersDep) -> list[models.ReplacementChoice]:
+    """Before deleting a server in use: each place that uses it (a workspace, or the
+    organization's own usages) and the servers that may take over there."""
+    return servers.replacement_choices(server_id)
+
+
 @router.delete("/{server_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_server(
     server_id: str,
     servers: EmailServersDep,
     replacement_id: Annotated[str | None, Query()] = None,
+    body: Annotated[models.ServerReplacements | None, Body()] = None,
 ) -> Response:
-    """Delete; when in use, `replacement_id` takes over every usage in the same transaction."""
-    servers.delete(server_id, replacement_id or None)
+    """Delete; when in use, `replacement_id` takes over every usage in the same transaction.
+
+    For an organization's server, the body's `replacements` (workspace id → server) chooses
+    per workspace; `replacement_id` (query or body) then takes over the rest.
+    """
+    chosen = body or models.ServerReplacements()
+    given = {r for r in (replacement_id, chosen.replacement_id) if r}
+    if len(given) > 1:
+        raise BadRequest(
+            "replacement_id is given twice with different values (query and body); give it once."
+        )
+    servers.delete(server_id, given.pop() if given else None, chosen.replacements)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -41,6 +41,7 @@ from ...models import (
     FieldError,
     GraphSettings,
     Page,
+    ReplacementChoice,
     SendTestResult,
     ServerCheck,
     SmtpSettings,
@@ -81,6 +82,7 @@ from ..store.tables import (
 from ..unreadable import SEALED_HEAD, UnreadableSecrets
 from .health import health_by_server
 from .messages import move_queued_messages
+from .replacements import Target, choices, move_per_workspace, targets_per_workspace
 from .senders import usable_server
 from .server_checks import checks_page, last_test_record, record_check, test_summary
 
@@ -121,6 +123,20 @@ def test_record(
 ) -> dict[str, Any]:
     """A server's ``last_test`` as stored."""
     return last_test_record(ok, elapsed_ms, detail, at or _now(), source)
+
+
+def _moved_detail(
+    usages: int, messages: int, targets: Sequence[Target], default: EmailServerRow | None
+) -> str:
+    """The audit trail's words for where a deleted server's usages went."""
+    where = [f"{t.workspace_name} → '{t.server.name}'" for t in targets]
+    if default is not None:
+        where.append(f"the rest → '{default.name}'" if where else f"'{default.name}'")
+    if not where:
+        return ""
+    joined = ", ".join(where)
+    moved = f"{usages} usage(s) and {messages} queued message(s) moved"
+    return f"{moved}: {joined}" if targets else f"{moved} to {joined}"
 
 
 # ------------------------------------------------------------------ reading
@@ -909,19 +925,26 @@ class EmailServerService:
 
     # ---------------------------------------------------------------- delete
 
-    def delete(self, server_id: str, replacement_id: str | None) -> None:
-        """Delete; when in use, ``replacement_id`` takes over every usage in the same transaction."""
+    def delete(
+        self,
+        server_id: str,
+        replacement_id: str | None,
+        replacements: Mapping[str, str] | None = None,
+    ) -> None:
+        """Delete; when in use, ``replacement_id`` takes over every usage in the same
+        transaction, or, with ``replacements`` (workspace id -> server), each workspace's
+        usages go to the server chosen for it and ``replacement_id`` takes over the rest."""
         row = self.queries.own_row(server_id, for_update=True)
         # Every usage, in every workspace: an organization's server may be used across them.
         usages = self.queries.usages_of(row.id, self.scope.whole_organization)
-        detail = ""
-        if replacement_id:
-            replacement = self._replacement(row, replacement_id)
-            self._move_usages(row.id, replacement)
-            moved = move_queued_messages(self.session, row.id, replacement.id)
-            detail = f"{len(usages)} usage(s) and {moved} queued message(s) moved to "
-            detail += f"'{replacement.name}'"
-        elif usages:
+        default = self._replacement(row, replacement_id) if replacement_id else None
+        targets: list[Target] = []
+        messages = 0
+        if replacements:
+            # Every choice is checked before anything moves.
+            targets = targets_per_workspace(self.session, row, replacements, default)
+            messages = move_per_workspace(self.session, row.id, targets)
+        elif default is None and usages:
             names = ", ".join(u.name for u in usages[:5])
             more = f" and {len(usages) - 5} more" if len(usages) > 5 else ""
             raise ServerInUse(
@@ -929,12 +952,20 @@ class EmailServerService:
                 "before deleting it.",
                 usages=usages,
             )
-        else:
-            failed = move_queued_messages(self.session, row.id, None)
-            detail = f"{failed} queued message(s) failed" if failed else ""
+        if default is not None:
+            self._move_usages(row.id, default)
+            messages += move_queued_messages(self.session, row.id, default.id)
+        failed = move_queued_messages(self.session, row.id, None)  # only what nothing took over
+        detail = _moved_detail(len(usages), messages, targets, default)
+        if failed:
+            detail = "; ".join(filter(None, [detail, f"{failed} queued message(s) failed"]))
         self.session.delete(row)
         self._audit("delete", server_id=row.id, detail=detail)
         self.session.commit()
+
+    def replacement_choices(self, server_id: str) -> list[ReplacementChoice]:
+        """Where the server is used, place by place, and what may take over in each."""
+        return choices(self.session, self.queries.own_row(server_id))
 
     def _move_usages(self, server_id: str, replacement: EmailServerRow) -> None:
         """Every sender, notifications setting, default and fallback to the replacement."""
