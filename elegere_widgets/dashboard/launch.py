@@ -36,6 +36,9 @@ ADMIN = "admin@acme.example"
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
+#: The worker's health checks in the demo: every 30 s rather than daily, so that a stopped
+#: SMTP peer shows degraded, then failing (three checks), while one watches.
+DEMO_HEALTH_INTERVAL_S = "30"
 
 
 class Stop(BaseException):
@@ -228,6 +231,9 @@ def _run(
     service_env = base | {
         "ELEGERE_DATA_DIR": str(data_dir),
         "ELEGERE_SMTP_CA_FILE": str(ca_file),
+        # The user's own interval wins.
+        "ELEGERE_HEALTH_INTERVAL_S": base.get("ELEGERE_HEALTH_INTERVAL_S")
+        or DEMO_HEALTH_INTERVAL_S,
     }
     service_argv = service_command(service_port)
     if smtp_port != SMTP_PORT:
@@ -282,6 +288,8 @@ def _run(
         "Demo SMTP server, to try Add Email Server → SMTP (messages are listed here, not delivered):",
         *(f"  {line}" for line in smtp_info.lines()),
         "",
+        f"Health checks of every server: every {service_env['ELEGERE_HEALTH_INTERVAL_S']} s "
+        "(ELEGERE_HEALTH_INTERVAL_S)",
         f"Logs: {logs}/   Ready in {time.monotonic() - started:.1f} s. Ctrl-C stops everything.",
     )
     while True:

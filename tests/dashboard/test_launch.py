@@ -66,7 +66,10 @@ def test_make_run_starts_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> N
 
         children = first.descendants()
         assert len(children) >= 4, children  # the service, the worker, Voilà, Voilà's kernel
-        assert any("server.cli worker" in " ".join(c.cmdline()) for c in children), children
+        [worker] = [c for c in children if "server.cli worker" in " ".join(c.cmdline())]
+        # The demo checks every server every 30 s, not daily, and says so.
+        assert worker.environ()["ELEGERE_HEALTH_INTERVAL_S"] == "30"
+        assert "Health checks of every server: every 30 s (ELEGERE_HEALTH_INTERVAL_S)" in out
         started = time.monotonic()
         assert first.stop(signal.SIGINT) == 0
         assert time.monotonic() - started < 20
@@ -77,11 +80,12 @@ def test_make_run_starts_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> N
     finally:
         first.kill_everything()
 
-    # A second run keeps what the user changed.
-    second = Launcher(tmp_path, service_port, voila_port)
+    # A second run keeps what the user changed; the user's own health interval wins.
+    second = Launcher(tmp_path, service_port, voila_port, ELEGERE_HEALTH_INTERVAL_S="7")
     try:
         out = second.wait_for(READY)
         assert "kept as you left it" in out and "demo data added" not in out
+        assert "Health checks of every server: every 7 s" in out
         with Client(f"http://127.0.0.1:{service_port}", second.token()) as client:
             names = [s.name for s in client.email_servers.list("ws_sales")]
         assert names == ["Acme Relay", "Sales Mailer (renamed)"]
