@@ -5,7 +5,6 @@ the peer's return turns it healthy and is told once too."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from elegere_widgets.client import Client
 from elegere_widgets.server.seed import SALES_ID
 from tests.fixtures.messages import add_peer_server
+from tests.fixtures.processes import stop_all
 from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import SmtpPeer
 
@@ -116,7 +116,6 @@ def test_a_worker_process_takes_a_stopped_peer_to_degraded_then_failing_and_back
         assert events[0].startswith(HEALTHY) and events[1].startswith(FAILING)
         assert "through 'Acme Relay'" in events[1]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(15)
+        stop_all([proc])
         log.close()
         peer.stop()
