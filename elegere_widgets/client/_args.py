@@ -6,6 +6,7 @@ ElegereError, and they raise before a request leaves.
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import quote
 
 import httpx
@@ -38,6 +39,26 @@ def require_text(value: object, what: str) -> str:
     if not value.strip():
         raise ValueError(f"{what} must not be empty.")
     return value
+
+
+def positive_page_size(page_size: object) -> int:
+    """A page size: a positive int (a bool is not one)."""
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise ValueError(f"page_size must be a positive int, not {page_size!r}.")
+    return page_size
+
+
+def aware_iso(value: object, what: str) -> str:
+    """A time for a query, with its zone: a naive one is refused."""
+    # A naive datetime is ambiguous (whose local time?), and the service compares instants.
+    if not isinstance(value, datetime):
+        raise TypeError(f"{what} must be a datetime, not {type(value).__name__}.")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{what} has no time zone; pass an aware datetime such as "
+            "datetime(2024, 5, 1, tzinfo=timezone.utc)."
+        )
+    return value.isoformat()
 
 
 # ---------------------------------------------------------------- base URL

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from ..models.audit import AuditEvent
 from ..models.usage import Page
-from ._args import require_text, segment
+from ._args import positive_page_size, require_text, segment
 from ._http import Resource, follow_pages, parse
 
 
@@ -39,7 +39,6 @@ class AuditEvents(Resource):
 
 
 def _query(ws: str, page_size: int) -> tuple[str, dict[str, str | int]]:
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-        raise ValueError(f"page_size must be a positive int, not {page_size!r}.")
+    positive_page_size(page_size)
     path = f"/workspaces/{segment(ws, 'workspace id')}/audit-events"
     return path, {"limit": page_size}

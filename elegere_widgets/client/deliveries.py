@@ -12,7 +12,7 @@ import httpx
 
 from ..errors import InternalError, ServiceUnavailable
 from ..models.usage import Delivery, Page
-from ._args import require_text, segment
+from ._args import aware_iso, positive_page_size, require_text, segment
 from ._http import Http, Resource, follow_pages, parse
 
 if TYPE_CHECKING:
@@ -98,8 +98,7 @@ def _query(
     until: datetime | None,
     page_size: int,
 ) -> tuple[str, dict[str, str | int]]:
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-        raise ValueError(f"page_size must be a positive int, not {page_size!r}.")
+    positive_page_size(page_size)
     path, params = _filters(ws, server_id, since, until)
     return path, {"limit": page_size, **params}
 
@@ -117,24 +116,12 @@ def _filters(
         segment(server_id, "server_id")  # same rules as any id; sent as a query
         params["server_id"] = server_id
     if since is not None:
-        params["since"] = _iso(since, "since")
+        params["since"] = aware_iso(since, "since")
     if until is not None:
-        params["until"] = _iso(until, "until")
+        params["until"] = aware_iso(until, "until")
     if since is not None and until is not None and since > until:
         raise ValueError(f"since ({since.isoformat()}) is after until ({until.isoformat()}).")
     return path, params
-
-
-def _iso(value: datetime, what: str) -> str:
-    # A naive datetime is ambiguous (whose local time?), and the service compares instants.
-    if not isinstance(value, datetime):
-        raise TypeError(f"{what} must be a datetime, not {type(value).__name__}.")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{what} has no time zone; pass an aware datetime such as "
-            "datetime(2024, 5, 1, tzinfo=timezone.utc)."
-        )
-    return value.isoformat()
 
 
 # ---------------------------------------------------------------- streamed bodies

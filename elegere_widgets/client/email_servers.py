@@ -10,16 +10,18 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
 
 from ..errors import InternalError, ServiceUnavailable
+from ..models.audit import AuditEvent
 from ..models.connection import ConnectionTestResult, ServerCheck, Stage
 from ..models.replacements import ReplacementChoice, ServerReplacements
 from ..models.servers import EmailServer, EmailServerPatch, GraphServerSpec, SmtpServerSpec
-from ..models.usage import Page, SendTestResult, Usage
-from ._args import require_text, segment
+from ..models.usage import DeliverySummary, Page, SendTestResult, Usage
+from ._args import aware_iso, positive_page_size, require_text, segment
 from ._http import Http, Resource, etag_version, follow_pages, parse, unreachable
 
 Parent = Literal["workspaces", "organizations"]
@@ -79,9 +81,52 @@ class EmailServers(Resource):
     def _checks_query(
         self, owner: str, server_id: str, page_size: int
     ) -> tuple[str, dict[str, str | int]]:
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise ValueError(f"page_size must be a positive int, not {page_size!r}.")
-        return self._one(owner, server_id) + "/checks", {"limit": page_size}
+        return self._one(owner, server_id) + "/checks", {"limit": positive_page_size(page_size)}
+
+    def delivery_summary(
+        self,
+        owner: str,
+        server_id: str,
+        /,
+        *,
+        since: datetime | None = None,
+        failures: int = 5,
+    ) -> DeliverySummary:
+        """What the server delivered since ``since`` (default: the last 7 days): sent,
+        deferred and failed counts, and the latest ``failures`` deferred or failed deliveries
+        with the server's reply. For a workspace, its own mail only."""
+        path = self._one(owner, server_id) + "/delivery-summary"
+        if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
+            raise ValueError(f"failures must be an int of 0 or more, not {failures!r}.")
+        params: dict[str, str | int] = {"failures": failures}
+        if since is not None:
+            params["since"] = aware_iso(since, "since")
+        return parse(self._http.request("GET", path, params=params), DeliverySummary)
+
+    def audit_events(
+        self, owner: str, server_id: str, /, *, page_size: int = 100
+    ) -> Iterator[AuditEvent]:
+        """Who changed, tested or sent a test through the server, and when; newest first,
+        following ``next_cursor`` as the iterator is consumed."""
+        path = self._one(owner, server_id) + "/audit-events"
+        params: dict[str, str | int] = {"limit": positive_page_size(page_size)}
+        return follow_pages(self._http, path, params, AuditEvent, "audit-events")
+
+    def audit_events_page(
+        self,
+        owner: str,
+        server_id: str,
+        /,
+        *,
+        page_size: int = 100,
+        cursor: str | None = None,
+    ) -> Page[AuditEvent]:
+        """One page of :meth:`audit_events`; pass its ``next_cursor`` back as ``cursor``."""
+        path = self._one(owner, server_id) + "/audit-events"
+        params: dict[str, str | int] = {"limit": positive_page_size(page_size)}
+        if cursor is not None:
+            params["cursor"] = require_text(cursor, "cursor")
+        return parse(self._http.request("GET", path, params=params), Page[AuditEvent])
 
     # ------------------------------------------------------------ writes
 
@@ -100,9 +145,32 @@ class EmailServers(Resource):
         the service streams the stages: it is called with each one as it ends, in the
         calling thread, before the whole result is returned.
         """
-        path = self._base(owner) + "/test"
         body = _spec_body(spec)
         body.pop("test_token", None)  # a receipt is the answer of a test, never its input
+        return self._run_test(self._base(owner) + "/test", body, on_stage)
+
+    def test_stored(
+        self,
+        owner: str,
+        server_id: str,
+        /,
+        *,
+        on_stage: Callable[[Stage], None] | None = None,
+    ) -> ConnectionTestResult:
+        """Test now: a connection test of the server as stored, secrets included.
+
+        When the caller manages the server, the test is kept as one of its checks, so its
+        ``last_test`` and ``health`` follow. ``on_stage`` as for :meth:`test`; the result
+        carries no ``test_token``.
+        """
+        return self._run_test(self._one(owner, server_id) + "/test", None, on_stage)
+
+    def _run_test(
+        self,
+        path: str,
+        body: dict[str, Any] | None,
+        on_stage: Callable[[Stage], None] | None,
+    ) -> ConnectionTestResult:
         if on_stage is None:
             return parse(self._http.request("POST", path, json=body), ConnectionTestResult)
         headers = {"Accept": f"{NDJSON}, application/json, application/problem+json"}
@@ -206,7 +274,8 @@ class EmailServers(Resource):
         self._http.request("DELETE", path, json=body.model_dump())
 
     def send_test(self, owner: str, server_id: str, /, *, to: str) -> SendTestResult:
-        """Send a real test message through a stored server; recorded as a delivery."""
+        """Send a real test message through a stored server, own or inherited; recorded as
+        a delivery."""
         path = self._one(owner, server_id) + "/send-test"
         body = {"to": require_text(to, "to").strip()}
         return parse(self._http.request("POST", path, json=body), SendTestResult)

@@ -41,6 +41,7 @@ from .servers import (
 from .usage import (
     CustomAction,
     Delivery,
+    DeliverySummary,
     Page,
     SchedulerJob,
     SendTestResult,
@@ -61,6 +62,7 @@ __all__ = [
     "ConnectionTestResult",
     "CustomAction",
     "Delivery",
+    "DeliverySummary",
     "EmailServer",
     "EmailServerPatch",
     "EmailServerSpec",

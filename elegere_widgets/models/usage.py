@@ -79,6 +79,19 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
+class DeliverySummary(BaseModel):
+    """What one server delivered since a time: counts by outcome, and the latest failures."""
+
+    since: datetime
+    sent: int = Field(0, description="Sent, or accepted by Microsoft Graph.")
+    deferred: int = Field(0, description="Put off by the server (4xx): tried again later.")
+    failed: int = Field(0, description="Refused for good (5xx, or bounced).")
+    last_failures: list[Delivery] = Field(
+        default_factory=list,
+        description="The latest deferred or failed deliveries, newest first, with the reply.",
+    )
+
+
 class SendTestResult(BaseModel):
     """The outcome of sending a test message through a stored server."""
 

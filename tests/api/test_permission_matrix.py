@@ -62,6 +62,9 @@ for prefix, access in (
         ("DELETE", "/{server_id}"),
         ("GET", "/{server_id}/usages"),
         ("GET", "/{server_id}/checks"),
+        ("POST", "/{server_id}/test"),
+        ("GET", "/{server_id}/delivery-summary"),
+        ("GET", "/{server_id}/audit-events"),
         ("POST", "/{server_id}/send-test"),
     ):
         MATRIX[(method, prefix + suffix)] = access

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
@@ -24,7 +25,7 @@ from ...errors import BadRequest
 from ...models.servers import check_email
 from ..deps import EmailServersDep, expected_version
 from ..network_work import NetworkWork
-from ..services.email_servers import Prepared
+from ..services.email_servers import Prepared, Progress
 
 Spec = Annotated[models.EmailServerSpec, Body()]
 NDJSON = "application/x-ndjson"
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/email-servers")
 MAX_PAGE = 5000
+#: The period a delivery summary covers unless told otherwise: the details view's week.
+SUMMARY_DAYS = 7
 
 
 class SendTestRequest(BaseModel):
@@ -103,9 +106,24 @@ async def test_connection(
     With `Accept: application/x-ndjson` the answer streams one `{"stage": ...}` line as
     each stage ends, then one `{"result": ...}` line.
     """
+    return await _answer_test(
+        lambda progress: servers.prepare_test(spec, progress=progress), servers, accept
+    )
+
+
+async def _answer_test(
+    prepare: Callable[[Progress | None], Prepared[models.ConnectionTestResult]],
+    servers: EmailServersDep,
+    accept: str | None,
+) -> Any:
+    """The whole result, or with `Accept: application/x-ndjson` a stream of its stages.
+
+    ``prepare`` runs every check that can refuse the test on a request thread: refusals are
+    4xx answers before the first byte of a stream.
+    """
     network = servers.ctx.network
     if accept is None or NDJSON not in accept.lower():
-        prepared = await run_in_threadpool(servers.prepare_test, spec)
+        prepared = await run_in_threadpool(prepare, None)
         return await network.run(prepared.slot, prepared.work)
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[bytes] = asyncio.Queue()
@@ -114,8 +132,7 @@ async def test_connection(
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody reads the lines
             loop.call_soon_threadsafe(lines.put_nowait, _line("stage", stage))
 
-    # Refusals: 4xx, before the first byte of the stream.
-    prepared = await run_in_threadpool(servers.prepare_test, spec, progress=progress)
+    prepared = await run_in_threadpool(prepare, progress)
     return StreamingResponse(_ndjson_lines(network, prepared, lines), media_type=NDJSON)
 
 
@@ -166,6 +183,54 @@ def replacements(server_id: str, servers: EmailServersDep) -> list[models.Replac
     return servers.replacement_choices(server_id)
 
 
+@router.post(
+    "/{server_id}/test",
+    response_model=models.ConnectionTestResult,
+    responses={200: {"content": {NDJSON: {}}}},
+)
+async def test_stored(
+    server_id: str,
+    servers: EmailServersDep,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Test now: a staged connection test of the server as stored (its secrets included).
+
+    Kept as one of the server's checks, so its `last_test` and `health` follow, when the
+    caller manages the server (an inherited one's checks are its Organization's). Streams
+    like `POST …/email-servers/test`; the result carries no `test_token`.
+    """
+    return await _answer_test(
+        lambda progress: servers.prepare_stored_test(server_id, progress=progress),
+        servers,
+        accept,
+    )
+
+
+@router.get("/{server_id}/delivery-summary", response_model=models.DeliverySummary)
+def delivery_summary(
+    server_id: str,
+    servers: EmailServersDep,
+    since: datetime | None = None,
+    failures: Annotated[int, Query(ge=0, le=100)] = 5,
+) -> models.DeliverySummary:
+    """Deliveries through the server since `since` (default: 7 days ago) by outcome — sent
+    (or accepted), deferred, failed — and the latest `failures` deferred or failed ones with
+    the server's reply. A workspace counts its own mail only."""
+    start = since or datetime.now(UTC) - timedelta(days=SUMMARY_DAYS)
+    return servers.queries.delivery_summary(server_id, since=start, failures=failures)
+
+
+@router.get("/{server_id}/audit-events", response_model=models.Page[models.AuditEvent])
+def server_audit_events(
+    server_id: str,
+    servers: EmailServersDep,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> models.Page[models.AuditEvent]:
+    """Who changed, tested or sent a test through the server, and when; newest first."""
+    return servers.queries.audit_events(server_id, cursor=cursor, limit=limit)
+
+
 @router.delete("/{server_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_server(
     server_id: str,
@@ -192,6 +257,7 @@ def delete_server(
 async def send_test(
     server_id: str, body: SendTestRequest, servers: EmailServersDep
 ) -> models.SendTestResult:
-    """Send a real test message through a stored server; recorded as a delivery."""
+    """Send a real test message through a stored server, own or inherited; recorded as a
+    delivery."""
     prepared = await run_in_threadpool(servers.prepare_send_test, server_id, body.to)
     return await servers.ctx.network.run(prepared.slot, prepared.work)

@@ -12,7 +12,8 @@ from ... import models
 from ..scope import Scope
 from ..store.tables import AuditEvent as AuditEventRow
 from ..store.tables import CustomActionRow, DeliveryRow, SchedulerJobRow
-from .paging import bad_cursor, decode_cursor, encode_cursor, zoned
+from .paging import decode_cursor, encode_cursor, zoned
+from .server_activity import audit_page_where
 
 
 def deliveries_filter(
@@ -87,15 +88,5 @@ class CatalogQueries:
 
     def audit_events(self, *, cursor: str | None, limit: int) -> models.Page[models.AuditEvent]:
         """Changes, tests and test sends of the workspace's servers, newest first."""
-        query = select(AuditEventRow).where(AuditEventRow.workspace_id == self.scope.workspace_id)
-        if cursor:
-            if not cursor.isdigit():
-                raise bad_cursor()
-            query = query.where(AuditEventRow.id < int(cursor))
-        rows = list(self.session.scalars(query.order_by(AuditEventRow.id.desc()).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return models.Page[models.AuditEvent](
-            items=[models.AuditEvent.model_validate(r, from_attributes=True) for r in rows],
-            next_cursor=str(rows[-1].id) if more else None,
-        )
+        where = [AuditEventRow.workspace_id == self.scope.workspace_id]
+        return audit_page_where(self.session, where, cursor=cursor, limit=limit)

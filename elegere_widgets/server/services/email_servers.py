@@ -35,7 +35,9 @@ from ...errors import (
 )
 from ...models import (
     SETTINGS_BY_TYPE,
+    AuditEvent,
     ConnectionTestResult,
+    DeliverySummary,
     EmailServer,
     EmailServerPatch,
     FieldError,
@@ -84,6 +86,7 @@ from .health import health_by_server
 from .messages import move_queued_messages
 from .replacements import Target, choices, move_per_workspace, targets_per_workspace
 from .senders import usable_server
+from .server_activity import audit_page, delivery_summary
 from .server_checks import checks_page, last_test_record, record_check, test_summary
 
 Spec = SmtpServerSpec | GraphServerSpec
@@ -350,6 +353,16 @@ class EmailServerQueries:
     def checks(self, server_id: str, *, cursor: str | None, limit: int) -> Page[ServerCheck]:
         self.visible_row(server_id)
         return checks_page(self.session, server_id, cursor=cursor, limit=limit)
+
+    def delivery_summary(
+        self, server_id: str, *, since: datetime, failures: int
+    ) -> DeliverySummary:
+        self.visible_row(server_id)
+        return delivery_summary(self.session, self.scope, server_id, since=since, failures=failures)
+
+    def audit_events(self, server_id: str, *, cursor: str | None, limit: int) -> Page[AuditEvent]:
+        self.visible_row(server_id)
+        return audit_page(self.session, self.scope, server_id, cursor=cursor, limit=limit)
 
     def usages(self, server_id: str) -> list[Usage]:
         self.visible_row(server_id)
@@ -637,9 +650,8 @@ class EmailServerService:
             settings = _validate(spec.type, {**stored_secrets, **values})
             _send_secrets_only_as_stored(row, settings, spec.settings.secrets())
             # Only a test of the server as stored, by its own scope, is that server's record.
-            own = self.scope.workspace_id is None or row.workspace_id is not None
             as_stored = _wire(settings) == {**_stored_public(row), **stored_secrets}
-            if own and as_stored:
+            if self._owns(row) and as_stored:
                 record_on = row.id
         else:
             settings = _validate(spec.type, values)
@@ -651,6 +663,31 @@ class EmailServerService:
             slot, lambda: self._run_and_record(spec.type, settings, server_id, record_on, progress)
         )
 
+    def prepare_stored_test(
+        self, server_id: str, *, progress: Progress | None = None
+    ) -> Prepared[ConnectionTestResult]:
+        """Test now: the server's settings and secrets as stored, as the worker's scheduled
+        check tests them. Kept as the server's check (its health follows) when this scope owns
+        the server; an inherited one's record is its Organization's. No receipt: nothing is
+        added with it."""
+        self._count_attempt()
+        row = self.queries.visible_row(server_id)
+        settings = stored_server_settings(self.ctx, row)
+        _require_certificate(settings)
+        server_type, record_on = row.type, row.id if self._owns(row) else None
+        self._end_transaction()  # before any network I/O
+        slot = self._take_slot()
+        return Prepared(
+            slot,
+            lambda: self._run_and_record(
+                server_type, settings, server_id, record_on, progress, receipt=False
+            ),
+        )
+
+    def _owns(self, row: EmailServerRow) -> bool:
+        """Whether this scope manages the server (an organization, or a workspace's own)."""
+        return self.scope.workspace_id is None or row.workspace_id is not None
+
     def _run_and_record(
         self,
         server_type: str,
@@ -658,13 +695,15 @@ class EmailServerService:
         server_id: str | None,
         record_on: str | None,
         progress: Progress | None,
+        *,
+        receipt: bool = True,
     ) -> ConnectionTestResult:
         found: list[str] = []
         result = run_connection_test(
             self.ctx, settings, progress=progress, on_tls_mode=found.append
         )
         tls_mode = found[0] if found and result.ok else None
-        if result.ok:
+        if result.ok and receipt:
             result.test_token = self.ctx.receipts.issue(
                 digest=settings_digest(self.scope.own_key, server_type, _wire(settings)),
                 user_id=self._actor.id,
@@ -1025,7 +1064,9 @@ class EmailServerService:
         """Every check that can refuse sending a real test message through a stored server;
         the sending (and its record as a delivery) is the work."""
         self._count_attempt()
-        row = self.queries.own_row(server_id)
+        # Own and inherited alike: a test message changes nothing of the server, and a
+        # Workspace Admin needs to know that the Organization's server carries its mail.
+        row = self.queries.visible_row(server_id)
         settings = stored_server_settings(self.ctx, row)
         name = row.name
         self._end_transaction()  # no transaction is held while the message is sent
