@@ -6,9 +6,11 @@ the client themselves, and ``state`` holds the decisions, testable without widge
 
 from __future__ import annotations
 
+from .details import ServerDetailsView
 from .dialogs import DeleteDialog
 from .forms import GraphForm, ServerForm, SmtpForm
 from .panel import EmailServersPanel
+from .server_actions import SendTestView, TestNowView
 from .table import ServerRow, ServersTable
 from .update import UpdateServerView
 from .wizard import AddServerWizard
@@ -18,9 +20,12 @@ __all__ = [
     "DeleteDialog",
     "EmailServersPanel",
     "GraphForm",
+    "SendTestView",
+    "ServerDetailsView",
     "ServerForm",
     "ServerRow",
     "ServersTable",
     "SmtpForm",
+    "TestNowView",
     "UpdateServerView",
 ]

@@ -3,12 +3,16 @@
 The service streams the stages: each row (✓/✗, time, what happened, what to do) appears as
 its stage ends, while the status says "Testing…"; the whole result then gives the summary.
 A cancelled test's stages and result are ignored: its thread finishes in the background, unseen.
+
+The same view runs the staged work on a stored server (Test now, Send test email): it is
+given ``prepare`` (what to run) instead of a form's spec, and its own :class:`Wording`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import ipywidgets
 
@@ -22,6 +26,28 @@ from .state import Spec, TestStatus, TestTracker
 StageCallback = Callable[[Stage], None]
 # The spec to test, and what to call with each stage as it ends (from the worker thread).
 TestCall = Callable[[Spec, StageCallback], ConnectionTestResult]
+#: Staged work, ready to run in the worker thread: it passes each stage as it ends.
+Run = Callable[[StageCallback], ConnectionTestResult]
+#: What to run now: its fingerprint (for the tracker) and the work; raises ElegereError (an
+#: invalid field) to refuse before anything runs.
+Prepare = Callable[[], tuple[str, Run]]
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What the view's controls and messages say, and its buttons' CSS classes."""
+
+    button: str = "Test Connection"
+    button_class: str = "elegere-test"
+    icon: str = "plug"
+    busy: str = "Testing…"
+    cancel: str = "Cancel test"
+    cancel_class: str = "elegere-cancel-test"
+    cancelled: str = "Test cancelled; its result will be ignored. Test again to go on."
+    summarize: Callable[[ConnectionTestResult], str] = result_summary
+
+
+TEST_WORDING = Wording()
 
 
 class ConnectionTestView(ipywidgets.VBox):
@@ -29,29 +55,39 @@ class ConnectionTestView(ipywidgets.VBox):
 
     ``get_spec`` answers the spec to test and its fingerprint, or raises InvalidSettings;
     ``on_test`` calls the service (in the worker thread), passing each stage as it ends to
-    the callback it is given; ``on_error`` shows an ElegereError
+    the callback it is given. Instead of those two, ``prepare`` answers a fingerprint and the
+    work itself (a stored server's test, a test message). ``on_error`` shows an ElegereError
     where the owner wants it (field errors next to fields); ``on_update`` lets the owner
-    enable its own buttons when a test starts, ends or is cancelled.
+    enable its own buttons when a test starts, ends or is cancelled; ``on_result`` hears a
+    result that was shown (in the worker thread).
     """
 
     def __init__(
         self,
         *,
         tracker: TestTracker,
-        get_spec: Callable[[], tuple[Spec, str]],
-        on_test: TestCall,
+        get_spec: Callable[[], tuple[Spec, str]] | None = None,
+        on_test: TestCall | None = None,
+        prepare: Prepare | None = None,
         on_error: Callable[[ElegereError], None],
         on_update: Callable[[], None],
         run_in_thread: Runner | None = None,
         failure_note: str = "",
+        wording: Wording = TEST_WORDING,
+        on_result: Callable[[ConnectionTestResult], None] | None = None,
     ) -> None:
+        if prepare is None:
+            if get_spec is None or on_test is None:
+                raise TypeError("Pass get_spec and on_test, or prepare.")
+            prepare = _spec_test(get_spec, on_test)
         self.tracker = tracker
-        self._get_spec = get_spec
-        self._on_test = on_test
+        self._prepare = prepare
         self._on_error = on_error
         self._on_update = on_update
+        self._on_result = on_result
         self._run = run_in_thread or default_runner
         self.failure_note = failure_note
+        self.wording = wording
         self.result: ConnectionTestResult | None = None
         # The test whose stages may show; a lock so that a cancel and a late stage never mix.
         self._shown_ticket: int | None = None
@@ -59,9 +95,9 @@ class ConnectionTestView(ipywidgets.VBox):
         self._done = threading.Event()
         self._done.set()
         self.test_button = button(
-            "Test Connection", "elegere-test", icon="plug", button_style="primary"
+            wording.button, wording.button_class, icon=wording.icon, button_style="primary"
         )
-        self.cancel_test_button = button("Cancel test", "elegere-cancel-test", disabled=True)
+        self.cancel_test_button = button(wording.cancel, wording.cancel_class, disabled=True)
         self.status = StatusLine("elegere-test-status")
         self.stages = css(ipywidgets.HTML(), "elegere-stages")
         self.test_button.on_click(self._on_test_click)
@@ -78,20 +114,20 @@ class ConnectionTestView(ipywidgets.VBox):
     # ------------------------------------------------------------ actions
 
     def start(self) -> None:
-        """Test the owner's current settings in the background."""
-        spec, fp = self._get_spec()
+        """Test the owner's current settings (or run its prepared work) in the background."""
+        fp, run = self._prepare()
         ticket = self.tracker.begin(fp)
         done = self._done = threading.Event()
         self.result = None
         with self._stage_lock:
             self._shown_ticket = ticket
             self.stages.value = ""
-        self.status.busy("Testing…")
+        self.status.busy(self.wording.busy)
         self.refresh()
 
         def work() -> None:
             try:
-                self._finish(ticket, spec)
+                self._finish(ticket, run)
             finally:
                 done.set()
 
@@ -108,7 +144,7 @@ class ConnectionTestView(ipywidgets.VBox):
             with self._stage_lock:
                 self._shown_ticket = None
                 self.stages.value = ""
-            self.status.info("Test cancelled; its result will be ignored. Test again to go on.")
+            self.status.info(self.wording.cancelled)
         self.refresh()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -132,7 +168,7 @@ class ConnectionTestView(ipywidgets.VBox):
 
     # ------------------------------------------------------------ the worker thread
 
-    def _finish(self, ticket: int, spec: Spec) -> None:
+    def _finish(self, ticket: int, run: Run) -> None:
         seen: list[Stage] = []
 
         def on_stage(stage: Stage) -> None:
@@ -143,7 +179,7 @@ class ConnectionTestView(ipywidgets.VBox):
                 self.stages.value = stages_html(seen)
 
         try:
-            result = self._on_test(spec, on_stage)
+            result = run(on_stage)
         except ElegereError as exc:
             if self.tracker.abort(ticket):
                 self.status.error(str(exc))
@@ -155,6 +191,8 @@ class ConnectionTestView(ipywidgets.VBox):
         else:
             if self.tracker.finish(ticket, ok=result.ok, token=result.test_token):
                 self.show_result(result)
+                if self._on_result is not None:
+                    self._on_result(result)
         finally:
             self.refresh()
 
@@ -163,7 +201,7 @@ class ConnectionTestView(ipywidgets.VBox):
         with self._stage_lock:
             self._shown_ticket = None
             self.stages.value = stages_html(result.stages)
-        summary = result_summary(result)
+        summary = self.wording.summarize(result)
         if result.ok:
             self.status.ok(summary)
         else:
@@ -182,3 +220,13 @@ class ConnectionTestView(ipywidgets.VBox):
     @handles_errors
     def _on_cancel_click(self, _button: object = None) -> None:
         self.cancel()
+
+
+def _spec_test(get_spec: Callable[[], tuple[Spec, str]], on_test: TestCall) -> Prepare:
+    """The form's way: test the spec it holds now."""
+
+    def prepare() -> tuple[str, Run]:
+        spec, fp = get_spec()
+        return fp, lambda on_stage: on_test(spec, on_stage)
+
+    return prepare

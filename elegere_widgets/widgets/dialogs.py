@@ -25,23 +25,12 @@ from ..models import (
     Usage,
 )
 from .common import StatusLine, button, close_tree, css, esc, handles_errors, set_visible
+from .formatting import KIND_LABELS, candidate_label
 from .palette import var
 
-KIND_LABELS = {
-    "custom_action": "Custom action",
-    "scheduler_job": "Scheduler job",
-    "notifications": "Notifications of workspace",
-    "default_server": "Default server of organization",
-    "fallback": "Fallback of server",
-}
 CHOOSE = "Choose a replacement…"
 # The placeholder's value: a Dropdown whose value is None shows an empty box in the browser.
 NOT_CHOSEN = ""
-
-
-def candidate_label(server: EmailServer) -> str:
-    where = " — inherited from Organization" if server.inherited else ""
-    return f"{server.name} ({server.type_label}, {server.key_setting}){where}"
 
 
 def place_candidate_label(candidate: ReplacementCandidate, place: ReplacementChoice) -> str:

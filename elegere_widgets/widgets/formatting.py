@@ -1,11 +1,21 @@
-"""How values read in the views: times, usage counts, test stages. Plain functions, no widgets."""
+"""How values read in the views: times, usage counts, test stages, health and certificates.
+Plain functions, no widgets."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..models import ConnectionTestResult, LastTest, Stage, UsageCounts
+from ..models import (
+    CertificateInfo,
+    ConnectionTestResult,
+    EmailServer,
+    LastTest,
+    ServerHealth,
+    Stage,
+    UsageCounts,
+)
 from ..models.servers import FIELD_LABELS
 from .common import esc
 
@@ -28,6 +38,27 @@ STAGE_TITLES = {
 INHERITED_MARK = "Inherited from Organization"
 OWN_MARK = "This workspace"
 
+#: What sends through a server, by usage kind.
+KIND_LABELS = {
+    "custom_action": "Custom action",
+    "scheduler_job": "Scheduler job",
+    "notifications": "Notifications of workspace",
+    "default_server": "Default server of organization",
+    "fallback": "Fallback of server",
+}
+
+HEALTH_TITLES = {
+    "healthy": "Healthy",
+    "degraded": "Degraded",
+    "failing": "Failing",
+    "expiring": "Expiring",
+    "expired": "Expired",
+}
+# A mark besides the word, for a quick look: the word is what says it, not the mark or colour.
+HEALTH_MARKS = {"healthy": "✓", "degraded": "⚠", "failing": "✗", "expiring": "⚠", "expired": "✗"}
+#: A certificate this close to its end is shown prominently (the service's "expiring").
+EXPIRY_WARNING_DAYS = 30
+
 
 def ago(when: datetime, now: datetime | None = None) -> str:
     """'just now', '5 min ago', '3 h ago', 'yesterday', '12 days ago'."""
@@ -43,6 +74,13 @@ def ago(when: datetime, now: datetime | None = None) -> str:
         return f"{int(seconds // 3600)} h ago"
     days = int(seconds // 86400)
     return "yesterday" if days == 1 else f"{days} days ago"
+
+
+def when(at: datetime) -> str:
+    """A moment as everyone reads it the same: '2026-12-01 09:30 UTC'."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def plural(n: int, word: str) -> str:
@@ -117,3 +155,94 @@ def summary_html(rows: Sequence[tuple[str, str]]) -> str:
         for label, value in rows
     )
     return f'<table class="elegere-summary-table">{body}</table>'
+
+
+def candidate_label(server: EmailServer) -> str:
+    """A server among others: its name, type and key setting, and where it comes from."""
+    where = " — inherited from Organization" if server.inherited else ""
+    return f"{server.name} ({server.type_label}, {server.key_setting}){where}"
+
+
+# ---------------------------------------------------------------- health
+
+
+def health_text(health: ServerHealth | None) -> str:
+    """The Health cell as words: 'Degraded: The last check failed at connect: …'."""
+    if health is None:
+        return "— unknown"
+    title = HEALTH_TITLES.get(health.status, health.status.capitalize())
+    return f"{title}: {health.reason}" if health.reason else title
+
+
+def health_html(health: ServerHealth | None) -> str:
+    """The badge (mark and status, in its tone) followed by the reason."""
+    if health is None:
+        return "— unknown"
+    title = HEALTH_TITLES.get(health.status, health.status.capitalize())
+    mark = HEALTH_MARKS.get(health.status, "")
+    badge = (
+        f'<span class="elegere-badge elegere-health elegere-tone-{esc(health.status)}">'
+        f'<span aria-hidden="true">{mark} </span>{esc(title)}</span>'
+    )
+    reason = f' <span class="elegere-health-reason">{esc(health.reason)}</span>'
+    return badge + (reason if health.reason else "")
+
+
+# ---------------------------------------------------------------- certificates
+
+
+@dataclass(frozen=True)
+class CertificateCell:
+    """What the Certificate column shows: text, a tone (``warning``, ``bad`` or none) and
+    the tooltip with the whole story."""
+
+    text: str
+    tone: str = ""
+    tip: str = ""
+
+    def html(self) -> str:
+        if not self.tone:
+            return esc(self.text)
+        return (
+            f'<span class="elegere-badge elegere-cert-soon elegere-tone-{self.tone}">'
+            f"{esc(self.text)}</span>"
+        )
+
+
+def uses_certificate(server: EmailServer) -> bool:
+    """Graph servers and OAuth 2.0 SMTP servers sign in with an app's certificate."""
+    authentication = getattr(server.settings, "authentication", None)
+    return server.type == "microsoft_graph" or authentication == "oauth2"
+
+
+def certificate_cell(server: EmailServer, now: datetime | None = None) -> CertificateCell:
+    """The Certificate column of a server: its certificate's end, prominent within
+    ``EXPIRY_WARNING_DAYS``; a dash for a server that signs in with a password.
+
+    A tested successor (``next_certificate_info``, when the service shows one) is the place
+    to extend this: it makes a near end no alarm.
+    """
+    if not uses_certificate(server):
+        return CertificateCell("—", tip="Signs in with a password: no certificate.")
+    info = getattr(server.settings, "certificate_info", None)
+    if info is None:
+        return CertificateCell(
+            "— unknown", "warning", "The service did not say when the certificate expires."
+        )
+    return certificate_expiry(info, now)
+
+
+def certificate_expiry(info: CertificateInfo, now: datetime | None = None) -> CertificateCell:
+    """'until 2027-05-01', '⚠ expires in 12 days' or '✗ expired on 2026-11-01'."""
+    now = now or datetime.now(UTC)
+    end = info.not_after if info.not_after.tzinfo else info.not_after.replace(tzinfo=UTC)
+    date = f"{end.astimezone(UTC):%Y-%m-%d}"
+    about = f"{info.subject}, valid until {when(end)}"
+    renew = "Upload a renewed certificate in Settings"
+    if end <= now:
+        return CertificateCell(f"✗ expired on {date}", "bad", f"{about}. {renew}.")
+    days = max(0, info.days_left)
+    if days <= EXPIRY_WARNING_DAYS:
+        soon = {0: "today", 1: "tomorrow"}.get(days, f"in {days} days")
+        return CertificateCell(f"⚠ expires {soon}", "warning", f"{about}. {renew} before then.")
+    return CertificateCell(f"until {date}", tip=f"{about} ({days} days left).")

@@ -30,6 +30,12 @@ PALETTE: Mapping[str, str] = MappingProxyType(
         "highlight": "#43a047",  # the frame of the row just added or saved
         "warning-line": "#ffa000",  # a notice's left bar
         "warning-background": "#fff8e1",
+        # Health badges and the check strip: text on its own light background, AA or better.
+        "ok-strong": "#1b5e20",
+        "ok-background": "#e8f5e9",
+        "warning-text": "#7a4f01",
+        "error-strong": "#b71c1c",
+        "error-background": "#ffebee",
     }
 )
 

@@ -7,15 +7,18 @@
     panel            # or display(panel): it is an ipywidgets.VBox
     EmailServersPanel(client, organization="Acme")   # the servers every workspace inherits
 
-Only the panel calls the client; the table, the wizard, the update form and the delete dialog
-take data and callbacks. Quick calls (list, get, usages, create, update, delete) run inline;
-a connection test runs in a worker thread. Every error of the client shows as a message —
-in the status line, in the open view, or next to a field — never as a traceback.
+Only the panel calls the client; the table, the wizard, the update form, the delete dialog,
+a server's details and its Test now / Send test email take data and callbacks. Quick calls
+(list, get, usages, create, update, delete) run inline; connection tests, test emails and the
+reading of a server's details run in a worker thread. Every error of the client shows as a
+message — in the status line, in the open view, or next to a field — never as a traceback.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ipywidgets
@@ -24,9 +27,12 @@ from ..client import Client, EmailServers
 from ..errors import ElegereError, NotFound, PermissionDenied, ReadOnlyServer
 from ..models import ConnectionTestResult, EmailServer, EmailServerPatch, Workspace
 from .common import Runner, StatusLine, button, close_tree, css, esc, handles_errors
-from .connection_test import StageCallback
+from .connection_test import Run, StageCallback
+from .details import DELIVERY_DAYS, ServerDetailsView, ServerStory
+from .details_html import STRIP_CHECKS
 from .dialogs import DeleteDialog
 from .formatting import plural
+from .server_actions import SendTestView, TestNowView, send_after_test
 from .state import Spec
 from .table import PAGE_SIZE, ServersTable
 from .theme import stylesheet
@@ -48,7 +54,27 @@ NO_RIGHT_ANY = (
     "A Delegate of your organization or a Workspace Admin of that workspace can grant it."
 )
 
-View = AddServerWizard | UpdateServerView | DeleteDialog
+View = (
+    AddServerWizard
+    | UpdateServerView
+    | DeleteDialog
+    | ServerDetailsView
+    | TestNowView
+    | SendTestView
+)
+ActionView = TestNowView | SendTestView
+# The attribute of each kind of view, in the order ``view`` looks for the open one: an action
+# opened from the details shows inside them, so the details come last.
+_VIEW_ATTRIBUTES: tuple[tuple[type[View], str], ...] = (
+    (AddServerWizard, "wizard"),
+    (UpdateServerView, "update_view"),
+    (DeleteDialog, "delete_dialog"),
+    (TestNowView, "test_now_view"),
+    (SendTestView, "send_test_view"),
+    (ServerDetailsView, "details_view"),
+)
+#: The audit events a server's details show, newest first.
+AUDIT_EVENTS = 20
 
 
 @dataclass(frozen=True)
@@ -106,7 +132,12 @@ class EmailServersPanel(ipywidgets.VBox):
         )
         self.status = StatusLine("elegere-status")
         self.table = ServersTable(
-            on_settings=self._open_update, on_delete=self._open_delete, page_size=page_size
+            on_settings=self._open_update,
+            on_delete=self._open_delete,
+            on_details=self._open_details,
+            on_test_now=self._open_test_now,
+            on_send_test=self._open_send_test,
+            page_size=page_size,
         )
         self.view_area = css(
             ipywidgets.VBox(layout=ipywidgets.Layout(margin="12px 0 0 0")), "elegere-view-area"
@@ -115,6 +146,10 @@ class EmailServersPanel(ipywidgets.VBox):
         self.wizard: AddServerWizard | None = None
         self.update_view: UpdateServerView | None = None
         self.delete_dialog: DeleteDialog | None = None
+        self.details_view: ServerDetailsView | None = None
+        self.test_now_view: TestNowView | None = None
+        self.send_test_view: SendTestView | None = None
+        self._my_address: str | None = None
 
         self.refresh_button.on_click(self._on_refresh)
         self.add_button.on_click(self._on_add)
@@ -235,27 +270,28 @@ class EmailServersPanel(ipywidgets.VBox):
 
     def _open(self, view: View) -> None:
         self._close_view()
-        if isinstance(view, AddServerWizard):
-            self.wizard = view
-        elif isinstance(view, UpdateServerView):
-            self.update_view = view
-        else:
-            self.delete_dialog = view
+        setattr(self, _attribute_of(view), view)
         self.view_area.children = [view]
 
     def _close_view(self) -> None:
-        for name in ("wizard", "update_view", "delete_dialog"):
+        for _kind, name in _VIEW_ATTRIBUTES:
             view = getattr(self, name, None)  # close() also runs from Widget.__del__
             if view is not None:
                 view.close()
-        self.wizard = self.update_view = self.delete_dialog = None
+            if name in self.__dict__:
+                setattr(self, name, None)
         if "view_area" in self.__dict__:
             self.view_area.children = []
 
     @property
     def view(self) -> View | None:
-        """The open view: the wizard, the update form or the delete dialog."""
-        return self.wizard or self.update_view or self.delete_dialog
+        """The open view: the wizard, the update form, the delete dialog, Test now or Send
+        test email, or a server's details (which may hold one of the last two)."""
+        for _kind, name in _VIEW_ATTRIBUTES:
+            view: View | None = getattr(self, name)
+            if view is not None:
+                return view
+        return None
 
     @property
     def _api(self) -> EmailServers:
@@ -353,6 +389,111 @@ class EmailServersPanel(ipywidgets.VBox):
         self.status.ok(f"Deleted '{server.name}'.{moved}")
         self._reload(focus=replacement_id, then=self.status.text)
 
+    # ------------------------------------------------------------ details
+
+    @handles_errors
+    def _open_details(self, server: EmailServer) -> None:
+        self._owner()
+        self.status.clear()
+        view = ServerDetailsView(
+            server,
+            on_load=lambda: self._story(server.id),
+            on_close=self._close_view,
+            on_test_now=lambda: self._open_test_now(view.server, inside=view),
+            on_send_test=lambda: self._open_send_test(view.server, inside=view),
+            run_in_thread=self._run_in_thread,
+        )
+        self._open(view)
+        view.load()
+
+    def _story(self, server_id: str) -> ServerStory:
+        """Everything the details show (in the view's worker thread)."""
+        owner, api = self._owner(), self._api
+        server = api.get(owner, server_id)
+        since = datetime.now(UTC) - timedelta(days=DELIVERY_DAYS)
+        fallback = server.fallback_server_id
+        return ServerStory(
+            server=server,
+            checks=api.checks_page(owner, server_id, page_size=STRIP_CHECKS).items,
+            deliveries=api.delivery_summary(owner, server_id, since=since),
+            usages=api.usages(owner, server_id),
+            audit=api.audit_events_page(owner, server_id, page_size=AUDIT_EVENTS).items,
+            fallback=next((s for s in self.servers if s.id == fallback), None),
+        )
+
+    # ------------------------------------------------------------ Test now, Send test email
+
+    @handles_errors
+    def _open_test_now(self, server: EmailServer, inside: ServerDetailsView | None = None) -> None:
+        owner = self._owner()
+        self.status.clear()
+
+        def test(on_stage: StageCallback) -> ConnectionTestResult:
+            return self._api.test_stored(owner, server.id, on_stage=on_stage)
+
+        view = TestNowView(
+            server,
+            on_test=test,
+            on_close=lambda: self._close_action(view, inside),
+            on_result=self._after_action(server, inside),
+            run_in_thread=self._run_in_thread,
+        )
+        self._show_action(view, inside)
+        view.start()
+
+    @handles_errors
+    def _open_send_test(self, server: EmailServer, inside: ServerDetailsView | None = None) -> None:
+        owner = self._owner()
+        if self._my_address is None:
+            self._my_address = self.client.me().email
+        self.status.clear()
+
+        def send(address: str) -> Run:
+            return send_after_test(
+                lambda on_stage: self._api.test_stored(owner, server.id, on_stage=on_stage),
+                lambda: self._api.send_test(owner, server.id, to=address),
+            )
+
+        view = SendTestView(
+            server,
+            self._my_address,
+            on_send=send,
+            on_close=lambda: self._close_action(view, inside),
+            on_result=self._after_action(server, inside),
+            run_in_thread=self._run_in_thread,
+        )
+        self._show_action(view, inside)
+
+    def _show_action(self, view: ActionView, inside: ServerDetailsView | None) -> None:
+        """In the details it was opened from, while they are open; else as the panel's view."""
+        if inside is None or inside is not self.details_view:
+            self._open(view)
+            return
+        for name in ("test_now_view", "send_test_view"):
+            setattr(self, name, None)
+        inside.show_action(view)
+        setattr(self, _attribute_of(view), view)
+
+    def _close_action(self, view: ActionView, inside: ServerDetailsView | None) -> None:
+        if inside is not None and inside is self.details_view:
+            inside.clear_action()
+            setattr(self, _attribute_of(view), None)
+        else:
+            self._close_view()
+
+    def _after_action(
+        self, server: EmailServer, inside: ServerDetailsView | None
+    ) -> Callable[[ConnectionTestResult], None]:
+        """After a test or a test email (in its worker thread): the row shows the new health
+        and last test; open details read their checks, deliveries and trail again."""
+
+        def done(_result: ConnectionTestResult) -> None:
+            self._reload(focus=server.id, then="The outcome shows in its view.")
+            if inside is not None and inside is self.details_view:
+                inside.load()
+
+        return done
+
     # ------------------------------------------------------------ refresh
 
     @handles_errors
@@ -392,3 +533,7 @@ class EmailServersPanel(ipywidgets.VBox):
 
     def _repr_keys(self) -> Any:  # a short repr, not every child's
         return iter(())
+
+
+def _attribute_of(view: View) -> str:
+    return next(name for kind, name in _VIEW_ATTRIBUTES if isinstance(view, kind))

@@ -54,6 +54,51 @@ RULES = f"""
   height: auto; line-height: 1.35;
 }}
 
+/* The server's name opens its details: a button that reads as a link and wraps like text. */
+{_W}.elegere-name-link, {_W} .elegere-name-link {{
+  background: none; border: none; box-shadow: none; padding: 0; margin: 0;
+  color: var(--elegere-accent); text-decoration: underline; text-align: left;
+  white-space: normal; overflow-wrap: anywhere; text-overflow: clip; overflow: visible;
+  height: auto; min-height: 0; line-height: 1.35; cursor: pointer;
+}}
+{_W} .elegere-row-actions {{ flex-wrap: wrap; gap: 2px; }}
+{_W} .elegere-row-actions > .widget-button {{ margin: 0; }}
+
+/* Health: the status and the reason are words; the colour only repeats them. */
+{_W} .elegere-badge {{
+  padding: 0 6px; border-radius: 8px; font-weight: 600; box-decoration-break: clone;
+}}
+{_W} .elegere-tone-healthy {{ background: var(--elegere-ok-background); color: var(--elegere-ok-strong); }}
+{_W} .elegere-tone-degraded, {_W} .elegere-tone-expiring, {_W} .elegere-tone-warning {{
+  background: var(--elegere-warning-background); color: var(--elegere-warning-text);
+}}
+{_W} .elegere-tone-failing, {_W} .elegere-tone-expired, {_W} .elegere-tone-bad {{
+  background: var(--elegere-error-background); color: var(--elegere-error-strong);
+}}
+{_W} .elegere-cert-soon {{ font-weight: 600; }}
+
+/* A screen reader reads it; the page does not show it. */
+{_W} .elegere-sr-only {{
+  position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
+  clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0;
+}}
+
+/* The details view. */
+{_W} .elegere-details h4 {{ margin: 8px 0 4px 0; }}
+{_W} .elegere-details h5 {{ margin: 10px 0 4px 0; font-size: 100%; }}
+{_W} .elegere-details-table td, {_W} .elegere-details-table th {{
+  padding: 1px 12px 1px 0; text-align: left; vertical-align: top;
+}}
+{_W} .elegere-details-table th {{ color: var(--elegere-muted); font-weight: normal; }}
+{_W} .elegere-check-strip {{
+  display: flex; flex-wrap: wrap; gap: 2px; list-style: none; padding: 0; margin: 4px 0;
+}}
+{_W} .elegere-check {{
+  width: 18px; height: 18px; line-height: 18px; text-align: center; border-radius: 3px;
+  font-size: 12px;
+}}
+{_W} .elegere-counts span {{ margin-right: 14px; }}
+
 {_W} .elegere-title-detail {{ color: var(--elegere-faint); font-weight: normal; }}
 {_W} .elegere-inherited {{
   background: var(--elegere-chip); color: var(--elegere-text-strong);

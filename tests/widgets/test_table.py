@@ -106,6 +106,8 @@ def test_columns_and_the_inherited_mark(admin: Client, make_panel: MakePanel) ->
         "This workspace",
         "1 custom action, 1 scheduler job",
         "✓ 40 days ago",
+        "Healthy: No check has failed.",
+        "—",  # signs in with a password: no certificate
     ]
     assert not mailer.settings_button.disabled and not mailer.delete_button.disabled
     assert not shown(panel, panel.table.pager)  # two servers need no paging
@@ -151,8 +153,8 @@ def test_the_cells_say_what_happened() -> None:
         ]
     )
     never, failed, inherited = table.rows
-    assert never.cells[4:] == ["Not used", "— never"]
-    assert failed.cells[4:] == ["1 custom action, 1 scheduler job", "✗ 3 h ago"]
+    assert never.cells[4:6] == ["Not used", "— never"]
+    assert failed.cells[4:6] == ["1 custom action, 1 scheduler job", "✗ 3 h ago"]
     assert inherited.cells[3] == "Inherited from Organization"
     table.show([])
     assert table.rows == [] and table.empty_message.layout.display is None
@@ -185,8 +187,11 @@ def test_the_header_shares_the_rows_column_layout() -> None:
     header = list(table.header.children)
     for row in table.rows:
         assert [c.layout for c in row.children] == [c.layout for c in header]
-    for layout in (c.layout for c in header):
+    *cells, actions = (c.layout for c in header)
+    for layout in cells:
         assert layout.min_width == "0"  # no cell's content holds its column wider
+    # The actions shrink to their widest button, the same on the header and on every row.
+    assert actions.min_width == "150px" and actions is table.rows[0].actions.layout
     plain, highlighted = (r.layout for r in table.rows)
     # The highlight's frame takes no more width than every row's (and the header's) sides.
     sides = ("border_left", "border_right")

@@ -1,0 +1,245 @@
+"""Test now and Send test email: staged work on a stored server, shown stage by stage as a
+connection test is (the same :class:`ConnectionTestView`, with its own words).
+
+- :class:`TestNowView` re-runs the connection test of the stored settings; the service keeps
+  it as one of the server's checks, so its health follows.
+- :class:`SendTestView` sends one message to an address (the signed-in admin's by default):
+  the stored settings are tested first, stage by stage, then the message goes out (the Send
+  stage, with the server's reply). The service records the message as a delivery.
+
+Neither calls the client: the panel passes the calls (:func:`send_after_test` composes the
+two of a test email).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import ipywidgets
+
+from ..errors import ElegereError, InvalidSettings
+from ..models import ConnectionTestResult, EmailServer, FieldError, SendTestResult, Stage
+from ..models.servers import check_email
+from .common import Runner, button, close_tree, css, esc, handles_errors
+from .connection_test import ConnectionTestView, Run, StageCallback, Wording
+from .formatting import result_summary, stage_title
+from .palette import var
+from .state import TestTracker
+
+SEND_STAGE = "send"
+
+
+def send_after_test(test: Run, send: Callable[[], SendTestResult]) -> Run:
+    """Test the stored settings (each stage as it ends), then, when they pass, send the
+    message: the result is the test's stages and a last Send stage with the server's reply.
+    A failed test sends nothing."""
+
+    def run(on_stage: StageCallback) -> ConnectionTestResult:
+        tested = test(on_stage)
+        if not tested.ok:
+            return tested
+        started = time.monotonic()
+        outcome = send()
+        stage = Stage(
+            name=SEND_STAGE,
+            ok=outcome.ok,
+            elapsed_ms=int((time.monotonic() - started) * 1000),
+            detail=outcome.detail,
+        )
+        on_stage(stage)
+        return ConnectionTestResult(
+            ok=outcome.ok,
+            server_type=tested.server_type,
+            elapsed_ms=tested.elapsed_ms + stage.elapsed_ms,
+            stages=[*tested.stages, stage],
+        )
+
+    return run
+
+
+def _frame(view: ipywidgets.Box, title: str, note: str) -> list[ipywidgets.Widget]:
+    view.layout = ipywidgets.Layout(border=f"1px solid {var('frame')}", padding="4px 12px")
+    return [
+        css(ipywidgets.HTML(f"<h4>{esc(title)}</h4>"), "elegere-action-title"),
+        css(ipywidgets.HTML(f'<span class="elegere-small-note">{esc(note)}</span>')),
+    ]
+
+
+class TestNowView(ipywidgets.VBox):
+    """Test now on one server: the stages as they end, the summary, Test again and Close."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        server: EmailServer,
+        *,
+        on_test: Run,
+        on_close: Callable[[], None],
+        on_result: Callable[[ConnectionTestResult], None] | None = None,
+        run_in_thread: Runner | None = None,
+    ) -> None:
+        self.server = server
+        self._on_close = on_close
+        self.tester = ConnectionTestView(
+            tracker=TestTracker(),
+            prepare=lambda: (server.id, on_test),
+            on_error=lambda _exc: None,  # the tester's status line says it
+            on_update=self._refresh,
+            run_in_thread=run_in_thread,
+            wording=Wording(
+                button="Test again",
+                button_class="elegere-test-again",
+                busy=f"Testing the stored settings of '{server.name}'…",
+            ),
+            on_result=on_result,
+        )
+        self.test_button = self.tester.test_button
+        self.status = self.tester.status
+        self.close_button = button("Close", "elegere-close-test-now")
+        self.close_button.on_click(self._on_close_click)
+        super().__init__()
+        head = _frame(
+            self,
+            f"Test now — {server.name}",
+            "The stored settings, secrets included, as the scheduled checks test them. The "
+            "result is kept as one of its checks, and its health follows.",
+        )
+        self.children = [*head, self.tester, self.close_button]
+        css(self, "elegere-test-now")
+
+    def start(self) -> None:
+        self.tester.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.tester.wait(timeout)
+
+    def _refresh(self) -> None:
+        self.test_button.disabled = self.tester.tracker.running
+
+    def show_error(self, exc: ElegereError) -> None:
+        self.status.error(str(exc))
+
+    @handles_errors
+    def _on_close_click(self, _button: object = None) -> None:
+        self.tester.cancel()
+        self._on_close()
+
+    def close(self) -> None:
+        close_tree(self)
+
+
+class SendTestView(ipywidgets.VBox):
+    """Send test email: To (the signed-in admin's address by default), Send, and the
+    outcome stage by stage."""
+
+    def __init__(
+        self,
+        server: EmailServer,
+        to: str,
+        *,
+        on_send: Callable[[str], Run],
+        on_close: Callable[[], None],
+        on_result: Callable[[ConnectionTestResult], None] | None = None,
+        run_in_thread: Runner | None = None,
+    ) -> None:
+        self.server = server
+        self._on_send = on_send
+        self._on_close = on_close
+        self.sent_to = ""
+        self.to = css(
+            ipywidgets.Text(
+                value=to,
+                description="To",
+                placeholder="someone@example.com",
+                style={"description_width": "40px"},
+                layout=ipywidgets.Layout(width="420px"),
+            ),
+            "elegere-send-to",
+        )
+        self.to_error = css(ipywidgets.HTML(), "elegere-send-to-error")
+        self.tester = ConnectionTestView(
+            tracker=TestTracker(),
+            prepare=self._prepare,
+            on_error=self._show_field_error,
+            on_update=self._refresh,
+            run_in_thread=run_in_thread,
+            wording=Wording(
+                button="Send",
+                button_class="elegere-send",
+                icon="paper-plane",
+                busy="Testing the connection, then sending…",
+                cancel="Stop waiting",
+                cancel_class="elegere-cancel-send",
+                cancelled=(
+                    "Stopped waiting: the message may still go out. Its delivery shows in the "
+                    "details."
+                ),
+                summarize=self._summary,
+            ),
+            on_result=on_result,
+        )
+        self.send_button = self.tester.test_button
+        self.status = self.tester.status
+        self.close_button = button("Close", "elegere-close-send-test")
+        self.close_button.on_click(self._on_close_click)
+        self.to.observe(lambda _change: self._show_field_error(None), names="value")
+        super().__init__()
+        head = _frame(
+            self,
+            f"Send test email — {server.name}",
+            "The stored settings are tested first; then one message goes out through this "
+            "server, recorded as one of its deliveries. Any address may receive it.",
+        )
+        self.children = [*head, self.to, self.to_error, self.tester, self.close_button]
+        css(self, "elegere-send-test-view")
+
+    # ------------------------------------------------------------ the work
+
+    def _prepare(self) -> tuple[str, Run]:
+        """The address, checked as the service checks it, and the work; InvalidSettings on
+        the To field otherwise."""
+        try:
+            address = check_email(self.to.value.strip(), "address to send the test email to")
+        except ValueError as exc:
+            raise InvalidSettings(field_errors=[FieldError(field="to", message=str(exc))]) from None
+        self.sent_to = address
+        return f"{self.server.id}:{address}", self._on_send(address)
+
+    def _summary(self, result: ConnectionTestResult) -> str:
+        last = result.stages[-1] if result.stages else None
+        if last is None or last.name != SEND_STAGE:  # the test failed: nothing was sent
+            return "Not sent: " + result_summary(result)
+        if last.ok:
+            return f"Test email sent to {self.sent_to}. {last.detail}".strip()
+        return f"Not sent ({stage_title(SEND_STAGE)} failed): {last.detail}"
+
+    def start(self) -> None:
+        self.tester.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.tester.wait(timeout)
+
+    # ------------------------------------------------------------ handlers
+
+    def _refresh(self) -> None:
+        self.send_button.disabled = self.tester.tracker.running
+
+    def _show_field_error(self, exc: ElegereError | None) -> None:
+        message = exc.for_field("to") if isinstance(exc, InvalidSettings) else None
+        self.to_error.value = (
+            f'<span class="elegere-small-error">{esc(message)}</span>' if message else ""
+        )
+
+    def show_error(self, exc: ElegereError) -> None:
+        self.status.error(str(exc))
+        self._show_field_error(exc)
+
+    @handles_errors
+    def _on_close_click(self, _button: object = None) -> None:
+        self.tester.cancel()
+        self._on_close()
+
+    def close(self) -> None:
+        close_tree(self)
