@@ -42,6 +42,12 @@ ACTION_LABELS = {
 }
 # Derived, or shown apart: not a row of the settings table.
 _NOT_SETTINGS = ("certificate_info", "tls_mode")
+# The audit trail names the routing fields too.
+_LABELS = {
+    **FIELD_LABELS,
+    "fallback_server_id": "Fallback server",
+    "max_per_minute": "Max per minute",
+}
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[str]], css_class: str) -> str:
@@ -212,7 +218,7 @@ def audit_section(events: Sequence[AuditEvent]) -> str:
     for event in events:
         what = ACTION_LABELS.get(event.action, event.action.replace("_", " ").capitalize())
         if event.changed_fields:
-            fields = ", ".join(FIELD_LABELS.get(f, f) for f in event.changed_fields)
+            fields = ", ".join(_LABELS.get(f, f) for f in event.changed_fields)
             what += f": {fields}"
         mark = "✓" if event.result == "ok" else "✗"
         outcome = f"{mark} {event.result}" + (f" — {event.detail}" if event.detail else "")

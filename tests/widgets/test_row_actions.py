@@ -1,0 +1,141 @@
+"""Test now and Send test email, from a row and from the details, against the real service and
+a real aiosmtpd peer: the stages as a connection test shows them, the row's health after,
+the message at the peer and its delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from elegere_widgets.client import Client
+from elegere_widgets.widgets import EmailServersPanel
+from tests.fixtures.smtp import SmtpPeer
+from tests.widgets.support import shown
+from tests.widgets.test_details import add_peer_server
+
+SALES, ORG = "ws_sales", "org_acme"
+MakePanel = Callable[..., EmailServersPanel]
+
+
+def test_test_now_shows_the_stages_and_the_row_follows(
+    admin: Client, peer: SmtpPeer, make_panel: MakePanel
+) -> None:
+    server_id = add_peer_server(admin, peer)
+    panel = make_panel(admin)
+    row = panel.table.row_for(server_id)
+    assert row is not None and not row.test_now_button.disabled
+    row.test_now_button.click()
+    view = panel.test_now_view
+    assert view is not None and panel.view is view and shown(panel, view)
+    assert view.status.kind == "ok" and view.status.text.startswith("Connection test passed")
+    assert "Authenticate" in view.tester.stages.value and "✓" in view.tester.stages.value
+
+    port = peer.port
+    peer.stop()
+    view.test_button.click()  # Test again
+    assert view.status.kind == "error"
+    assert view.status.text.startswith("Connection test failed at Connect")
+    row = panel.table.row_for(server_id)
+    assert row is not None
+    assert row.cells[5] == "✗ just now"
+    assert row.cells[6].startswith("Degraded: The last check failed at connect")
+    assert [c.ok for c in admin.email_servers.checks(SALES, server_id)][:2] == [False, True]
+    peer.start(port)
+
+    view.close_button.click()
+    assert panel.view is None
+
+
+def test_send_test_email_to_the_admin_by_default_or_any_address(
+    admin: Client, peer: SmtpPeer, make_panel: MakePanel
+) -> None:
+    server_id = add_peer_server(admin, peer)
+    panel = make_panel(admin)
+    row = panel.table.row_for(server_id)
+    assert row is not None
+    row.send_test_button.click()
+    view = panel.send_test_view
+    assert view is not None and shown(panel, view)
+    assert view.to.value == "admin@acme.example"  # the signed-in admin's address
+    assert peer.messages == []  # nothing goes out before Send
+
+    view.to.value = "not an address"
+    view.send_button.click()
+    assert "valid email address" in view.to_error.value
+    assert peer.messages == []
+
+    view.to.value = "someone@example.com"
+    assert view.to_error.value == ""
+    view.send_button.click()
+    assert view.status.kind == "ok", view.status.text
+    assert view.status.text.startswith("Test email sent to someone@example.com.")
+    stages = view.tester.stages.value
+    # Stage by stage, as a connection test, then the message itself.
+    for title in ("Connect", "TLS", "Authenticate", "Send"):
+        assert f"<b>{title}</b>" in stages
+    assert stages.index("<b>Authenticate</b>") < stages.index("<b>Send</b>")
+    [received] = peer.messages
+    assert received.rcpt_tos == ["someone@example.com"]
+    [delivery] = admin.deliveries.list(SALES, server_id=server_id)
+    assert (delivery.kind, delivery.status, delivery.recipients) == (
+        "test",
+        "sent",
+        ["someone@example.com"],
+    )
+
+    peer.stop()
+    view.send_button.click()
+    assert view.status.kind == "error"
+    assert view.status.text.startswith("Not sent: Connection test failed at Connect")
+    assert len(peer.messages) == 1
+
+
+def test_an_inherited_server_sends_a_test_but_is_tested_by_its_organization(
+    admin: Client, delegate: Client, peer: SmtpPeer, make_panel: MakePanel
+) -> None:
+    spec = peer.spec("Org relay")
+    token = delegate.organization_email_servers.test(ORG, spec).test_token or ""
+    org_server = delegate.organization_email_servers.create(ORG, spec, test_token=token)
+    panel = make_panel(admin)
+    row = panel.table.row_for(org_server.id)
+    assert row is not None and row.server is not None and row.server.inherited
+    assert row.test_now_button.disabled
+    assert "its checks are the Organization's" in row.test_now_button.tooltip
+    assert not row.send_test_button.disabled
+    row.send_test_button.click()
+    view = panel.send_test_view
+    assert view is not None
+    view.send_button.click()
+    assert view.status.kind == "ok", view.status.text
+    assert [m.rcpt_tos for m in peer.messages] == [["admin@acme.example"]]
+
+
+def test_actions_from_the_details_open_inside_them_and_refresh_them(
+    admin: Client, peer: SmtpPeer, make_panel: MakePanel
+) -> None:
+    server_id = add_peer_server(admin, peer)
+    panel = make_panel(admin)
+    row = panel.table.row_for(server_id)
+    assert row is not None
+    row.name_button.click()
+    details = panel.details_view
+    assert details is not None
+    assert "<b>0</b> sent" in details.text("deliveries")
+
+    details.send_test_button.click()
+    view = panel.send_test_view
+    assert view is not None and list(details.action_area.children) == [view]
+    assert panel.details_view is details  # the details stay open around it
+    view.send_button.click()
+    assert view.status.kind == "ok", view.status.text
+    # Read again after the test email: its delivery, its check and its trail.
+    assert "<b>1</b> sent" in details.text("deliveries")
+    assert "Test email" in details.text("audit")
+    assert "2 of the last 2 checks passed" in details.text("health")
+
+    details.test_now_button.click()
+    now_view = panel.test_now_view
+    assert now_view is not None and list(details.action_area.children) == [now_view]
+    assert panel.send_test_view is None  # one action at a time
+    assert "3 of the last 3 checks passed" in details.text("health")
+    now_view.close_button.click()
+    assert details.action_area.children == () and panel.details_view is details
