@@ -38,13 +38,13 @@ from .palette import var
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("Name", "170px"),
-    ("Type", "105px"),
+    ("Type", "95px"),
     ("Server / Account", "200px"),
-    ("Scope", "160px"),
-    ("Used by", "165px"),
+    ("Scope", "150px"),
+    ("Used by", "150px"),
     ("Last test", "105px"),
-    ("Health", "235px"),
-    ("Certificate", "135px"),
+    ("Health", "200px"),
+    ("Certificate", "150px"),  # its title keeps one line at a 900 px page
 )
 # The actions wrap onto two lines, or more on a narrow page, down to the widest button.
 ACTIONS_WIDTH = "250px"

@@ -56,7 +56,7 @@ RULES = f"""
 
 /* The server's name opens its details: a button that reads as a link and wraps like text. */
 {_W}.elegere-name-link, {_W} .elegere-name-link {{
-  background: none; border: none; box-shadow: none; padding: 0; margin: 0;
+  background: none; border: none; box-shadow: none; padding: 0;
   color: var(--elegere-accent); text-decoration: underline; text-align: left;
   white-space: normal; overflow-wrap: anywhere; text-overflow: clip; overflow: visible;
   height: auto; min-height: 0; line-height: 1.35; cursor: pointer;

@@ -9,7 +9,8 @@ from tests.browser.conftest import Browse, Site
 
 # Each cell whose content overflows its box, with its text: what a person would not see.
 CLIPPED = """() => [...document.querySelectorAll(
-    '.elegere-table-header > *, .elegere-row > :not(button), .elegere-row .widget-html-content'
+    '.elegere-table-header > *, .elegere-row > :not(button), .elegere-row .widget-html-content,'
+    + ' .elegere-row > button.elegere-cell-name, .elegere-row-actions > button'
   )].filter(el => el.offsetParent !== null)
    .filter(el => el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1)
    .map(el => `${el.className}: ${el.innerText.trim()}`
