@@ -160,9 +160,9 @@ def deliveries_section(summary: DeliverySummary, days: int) -> str:
     the server's reply."""
     counts = (
         '<div class="elegere-counts">'
-        f"<span><b>{summary.sent}</b> sent</span>"
-        f"<span><b>{summary.deferred}</b> deferred</span>"
-        f"<span><b>{summary.failed}</b> failed</span></div>"
+        f'<span class="elegere-count-sent"><b>{summary.sent}</b> sent</span>'
+        f'<span class="elegere-count-deferred"><b>{summary.deferred}</b> deferred</span>'
+        f'<span class="elegere-count-failed"><b>{summary.failed}</b> failed</span></div>'
     )
     period = (
         f'<p class="elegere-small-note">In the last {days} days, since '

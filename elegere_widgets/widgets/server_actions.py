@@ -211,8 +211,13 @@ class SendTestView(ipywidgets.VBox):
         last = result.stages[-1] if result.stages else None
         if last is None or last.name != SEND_STAGE:  # the test failed: nothing was sent
             return "Not sent: " + result_summary(result)
-        if last.ok:
-            return f"Test email sent to {self.sent_to}. {last.detail}".strip()
+        if last.ok:  # the detail is the server's reply, after the address (SMTP) or not
+            reply = last.detail.removeprefix(f"Sent to {self.sent_to}:").strip()
+            return (
+                f"Test email sent to {self.sent_to}: {reply}"
+                if reply
+                else (f"Test email sent to {self.sent_to}.")
+            )
         return f"Not sent ({stage_title(SEND_STAGE)} failed): {last.detail}"
 
     def start(self) -> None:
