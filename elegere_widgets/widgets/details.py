@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import ipywidgets
 
-from ..errors import ElegereError
+from ..errors import ElegereError, NotFound
 from ..models import AuditEvent, DeliverySummary, EmailServer, ServerCheck, Usage
 from .common import (
     Runner,
@@ -144,6 +144,9 @@ class ServerDetailsView(ipywidgets.VBox):
         def work() -> None:
             try:
                 story = self._on_load()
+            except NotFound as exc:  # deleted meanwhile: reading again cannot help
+                if self._current(ticket):
+                    self.status.error(f"{exc} Go back to the list and refresh it.")
             except ElegereError as exc:
                 if self._current(ticket):
                     self.status.error(f"{exc} Then click Reload.")

@@ -149,7 +149,7 @@ def health_section(server: EmailServer, checks: Sequence[ServerCheck]) -> str:
     health = server.health
     since = ""
     if health is not None and health.since is not None:
-        since = f' <span class="elegere-health-since">since {esc(when(health.since))}</span>'
+        since = f' <span class="elegere-health-since">(since {esc(when(health.since))})</span>'
     return f'<div class="elegere-health-now">{health_html(health)}{since}</div>' + checks_strip(
         checks
     )

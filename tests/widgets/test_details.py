@@ -13,7 +13,7 @@ from elegere_widgets.server.security import new_id
 from elegere_widgets.server.store.tables import DeliveryRow
 from elegere_widgets.widgets import EmailServersPanel
 from tests.fixtures.service import RunningService
-from tests.fixtures.smtp import PASSWORD, SmtpPeer
+from tests.fixtures.smtp import PASSWORD, SmtpPeer, closed_port
 from tests.widgets.support import shown
 
 SALES = "ws_sales"
@@ -152,8 +152,16 @@ def test_the_details_show_progress_while_loading_and_say_what_went_wrong(
     waiting.pop()()
     assert details.status.kind == "error"
     assert "There is no email server 'srv_sales_mailer'" in details.status.text
-    assert details.status.text.endswith("Then click Reload.")
+    assert details.status.text.endswith("Go back to the list and refresh it.")
     assert not details.reload_button.disabled
+
+    # The service out of reach: what to do is to try again once it answers.
+    panel.client = Client(f"http://127.0.0.1:{closed_port()}", "token")
+    details.reload_button.click()
+    waiting.pop()()
+    panel.client.close()
+    assert details.status.kind == "error" and details.status.text.endswith("Then click Reload.")
+    assert details.status.text.startswith("Could not reach the eLegere service at")
 
 
 def test_an_organization_servers_details_for_a_delegate(
