@@ -99,15 +99,14 @@ class ServerDetailsView(ipywidgets.VBox):
         self.sections: dict[str, ipywidgets.HTML] = {
             key: css(ipywidgets.HTML(), f"elegere-details-{key}") for key, _title in SECTIONS
         }
+        self._on_test_now = on_test_now
+        self._on_send_test = on_send_test
         self.back_button.on_click(self._on_back_click)
         self.reload_button.on_click(self._on_reload_click)
-        for control, callback in (
-            (self.test_now_button, on_test_now),
-            (self.send_test_button, on_send_test),
-        ):
-            set_visible(control, callback is not None)
-            if callback is not None:
-                control.on_click(self._clicked(callback))
+        self.test_now_button.on_click(self._on_test_now_click)
+        self.send_test_button.on_click(self._on_send_test_click)
+        set_visible(self.test_now_button, on_test_now is not None)
+        set_visible(self.send_test_button, on_send_test is not None)
         self.body = css(ipywidgets.VBox(list(self.sections.values())), "elegere-details-body")
         super().__init__(
             [
@@ -218,12 +217,15 @@ class ServerDetailsView(ipywidgets.VBox):
     def show_error(self, exc: ElegereError) -> None:
         self.status.error(str(exc))
 
-    def _clicked(self, callback: Callable[[], None]) -> Callable[[object], None]:
-        @handles_errors
-        def click(view: ServerDetailsView, _button: object = None) -> None:
-            callback()
+    @handles_errors
+    def _on_test_now_click(self, _button: object = None) -> None:
+        if self._on_test_now is not None:
+            self._on_test_now()
 
-        return lambda b: click(self, b)
+    @handles_errors
+    def _on_send_test_click(self, _button: object = None) -> None:
+        if self._on_send_test is not None:
+            self._on_send_test()
 
     @handles_errors
     def _on_back_click(self, _button: object = None) -> None:
