@@ -1,10 +1,12 @@
 """Writing what sends mail: custom actions, scheduler jobs, and the notifications' servers."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: the routes below are made in a loop, and FastAPI
+# reads their annotations (the path parameter's alias differs per kind) as objects.
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Path, Response, status
 
 from ... import models
 from ...models.senders import (
@@ -18,53 +20,75 @@ from ..deps import OrganizationMailDep, SendersDep
 router = APIRouter(prefix="/workspaces/{ws}", tags=["workspace"])
 organization_router = APIRouter(prefix="/organizations/{org}", tags=["organization"])
 
-
-@router.post(
-    "/custom-actions", status_code=status.HTTP_201_CREATED, response_model=models.CustomAction
-)
-def create_custom_action(
-    body: Annotated[SenderIn, Body()], senders: SendersDep
-) -> models.CustomAction | models.SchedulerJob:
-    """Add a custom action; it sends through one of the workspace's servers (own or inherited)."""
-    return senders.create("custom_action", body)
+Sender = models.CustomAction | models.SchedulerJob
 
 
-@router.patch("/custom-actions/{action_id}", response_model=models.CustomAction)
-def update_custom_action(
-    action_id: str, body: Annotated[SenderPatch, Body()], senders: SendersDep
-) -> models.CustomAction | models.SchedulerJob:
-    """Rename it, or change its server; omitted fields stay."""
-    return senders.update("custom_action", action_id, body)
+@dataclass(frozen=True)
+class SenderRoutes:
+    """One kind of sender as the API names it: its collection and its id's path parameter."""
+
+    kind: str  # custom_action, scheduler_job: what the service and the store call it
+    collection: str  # custom-actions
+    id_param: str  # action_id
+    model: type[models.CustomAction] | type[models.SchedulerJob]
+
+    @property
+    def noun(self) -> str:
+        return self.kind.replace("_", " ")
 
 
-@router.delete("/custom-actions/{action_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_custom_action(action_id: str, senders: SendersDep) -> Response:
-    senders.delete("custom_action", action_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+def add_sender_routes(router: APIRouter, kind: SenderRoutes) -> None:
+    """POST, PATCH and DELETE of one kind of sender; both kinds behave alike."""
+    item = f"/{kind.collection}/{{{kind.id_param}}}"
+    # The id's path parameter keeps its name per kind (action_id, job_id): the alias.
+    ident_param = Path(alias=kind.id_param)
+
+    def create(body: Annotated[SenderIn, Body()], senders: SendersDep) -> Sender:
+        return senders.create(kind.kind, body)
+
+    def update(
+        ident: Annotated[str, ident_param],
+        body: Annotated[SenderPatch, Body()],
+        senders: SendersDep,
+    ) -> Sender:
+        return senders.update(kind.kind, ident, body)
+
+    def delete(ident: Annotated[str, ident_param], senders: SendersDep) -> Response:
+        senders.delete(kind.kind, ident)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    router.add_api_route(
+        f"/{kind.collection}",
+        create,
+        methods=["POST"],
+        status_code=status.HTTP_201_CREATED,
+        response_model=kind.model,
+        name=f"create_{kind.kind}",
+        description=f"Add a {kind.noun}; it sends through one of the workspace's servers "
+        "(own or inherited).",
+    )
+    router.add_api_route(
+        item,
+        update,
+        methods=["PATCH"],
+        response_model=kind.model,
+        name=f"update_{kind.kind}",
+        description="Rename it, or change its server; omitted fields stay.",
+    )
+    router.add_api_route(
+        item,
+        delete,
+        methods=["DELETE"],
+        status_code=status.HTTP_204_NO_CONTENT,
+        name=f"delete_{kind.kind}",
+    )
 
 
-@router.post(
-    "/scheduler-jobs", status_code=status.HTTP_201_CREATED, response_model=models.SchedulerJob
-)
-def create_scheduler_job(
-    body: Annotated[SenderIn, Body()], senders: SendersDep
-) -> models.CustomAction | models.SchedulerJob:
-    """Add a scheduler job; it sends through one of the workspace's servers (own or inherited)."""
-    return senders.create("scheduler_job", body)
-
-
-@router.patch("/scheduler-jobs/{job_id}", response_model=models.SchedulerJob)
-def update_scheduler_job(
-    job_id: str, body: Annotated[SenderPatch, Body()], senders: SendersDep
-) -> models.CustomAction | models.SchedulerJob:
-    """Rename it, or change its server; omitted fields stay."""
-    return senders.update("scheduler_job", job_id, body)
-
-
-@router.delete("/scheduler-jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_scheduler_job(job_id: str, senders: SendersDep) -> Response:
-    senders.delete("scheduler_job", job_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+for _kind in (
+    SenderRoutes("custom_action", "custom-actions", "action_id", models.CustomAction),
+    SenderRoutes("scheduler_job", "scheduler-jobs", "job_id", models.SchedulerJob),
+):
+    add_sender_routes(router, _kind)
 
 
 @router.get("/mail-settings", response_model=WorkspaceMailSettings)
