@@ -3,13 +3,18 @@ over the API, and carried over by the delete-with-replacement flow."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
-from elegere_widgets.server.store.tables import MessageRow
+from elegere_widgets.server.store.tables import CustomActionRow, MessageRow, SchedulerJobRow
 from tests.conftest import ADMIN, DELEGATE
 from tests.fixtures.service import RunningService, add_server_row
 
@@ -76,6 +81,104 @@ def test_senders_are_created_renamed_moved_and_deleted(
     assert http.delete(f"{SALES}/{collection}/{ident}").status_code == 204
     assert http.delete(f"{SALES}/{collection}/{ident}").status_code == 404
     assert "Order sent" not in [s["name"] for s in http.get(f"{SALES}/{collection}").json()]
+
+
+ROWS = {"custom-actions": CustomActionRow, "scheduler-jobs": SchedulerJobRow}
+
+
+@pytest.mark.parametrize("collection", ["custom-actions", "scheduler-jobs"])
+def test_creates_of_one_name_at_once_add_it_once(service: RunningService, collection: str) -> None:
+    """Four admins' requests at the same moment, three times: one 201 each time, and 409s
+    that say what to fix; the workspace lists the name once."""
+    clients = [_client(service, ADMIN) for _ in range(4)]
+    try:
+        for round_ in range(3):
+            name = f"Order shipped {round_}"
+            barrier = threading.Barrier(len(clients))
+
+            def create(
+                http: httpx.Client, i: int, name: str = name, barrier: threading.Barrier = barrier
+            ) -> httpx.Response:
+                barrier.wait()
+                body = {
+                    "name": name if i % 2 else name.upper(),
+                    "email_server_id": "srv_acme_relay",
+                }
+                return http.post(f"{SALES}/{collection}", json=body)
+
+            with ThreadPoolExecutor(len(clients)) as pool:
+                answers = list(pool.map(create, clients, range(len(clients))))
+            codes = sorted(r.status_code for r in answers)
+            assert codes == [201, 409, 409, 409], [r.text for r in answers]
+            for r in answers:
+                if r.status_code == 409:
+                    detail = r.json()["detail"]
+                    assert "Sales already has a" in detail and "choose another name" in detail
+            names = [s["name"].casefold() for s in clients[0].get(f"{SALES}/{collection}").json()]
+            assert names.count(name.casefold()) == 1
+    finally:
+        for http in clients:
+            http.close()
+
+
+@pytest.mark.parametrize("collection", ["custom-actions", "scheduler-jobs"])
+def test_the_store_itself_refuses_a_second_sender_of_one_name(
+    service: RunningService, collection: str
+) -> None:
+    """Whatever writes to the store (another process, eLegere's designers), not only the
+    service's check: the name is unique in its workspace, whatever its case."""
+    model = ROWS[collection]
+    taken = "Send quote" if collection == "custom-actions" else "Weekly digest"
+
+    def add(ident: str, name: str, workspace: str = "ws_sales") -> None:
+        with service.ctx.sessions() as s:
+            s.add(
+                model(id=ident, workspace_id=workspace, name=name, email_server_id="srv_acme_relay")
+            )
+            s.commit()
+
+    with pytest.raises(IntegrityError):
+        add("x_same_case", taken.upper())
+    add("x_other_workspace", taken, "ws_support")  # another workspace may use it
+    add("x_new", "Brand new")
+    with service.ctx.sessions() as s:  # a rename to a taken name, too
+        row = s.get(model, "x_new")
+        assert row is not None
+        row.name = taken.lower()
+        with pytest.raises(IntegrityError):
+            s.commit()
+
+
+def test_a_create_racing_past_the_check_is_refused_by_the_store_with_a_409(
+    http: httpx.Client, service: RunningService
+) -> None:
+    """PostgreSQL: another transaction holds an uncommitted action of the name, so the
+    service's check passes and its insert waits on the unique index; once the other commits,
+    the insert fails, and the answer is the same 409 as the check's. (SQLite runs one writer
+    at a time, so the check always sees the other's row.)"""
+    if service.ctx.engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL lets two writers in at once")
+    with service.ctx.sessions() as other, ThreadPoolExecutor(1) as pool:
+        other.add(
+            CustomActionRow(
+                id="ca_other",
+                workspace_id="ws_sales",
+                name="Racy",
+                email_server_id="srv_acme_relay",
+            )
+        )
+        other.flush()  # inserted, not committed: invisible to the service's check
+        body = {"name": "RACY", "email_server_id": "srv_acme_relay"}
+        answer = pool.submit(http.post, f"{SALES}/custom-actions", json=body)
+        with service.ctx.engine.connect() as watch:  # until the insert waits on our row
+            waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            while not answer.done() and not watch.execute(waiting).scalar():
+                time.sleep(0.02)
+                watch.rollback()
+        other.commit()
+        r = answer.result(timeout=60)
+    assert r.status_code == 409, r.text
+    assert "already has a custom action named 'RACY'" in r.json()["detail"]
 
 
 def test_workspace_mail_settings(http: httpx.Client, service: RunningService) -> None:

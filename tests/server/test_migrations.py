@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from elegere_widgets.server.store.db import alembic_config, migrate
 from elegere_widgets.server.store.tables import Base
@@ -40,3 +42,57 @@ def test_the_migrations_go_down_and_up_again(database_url: str) -> None:
     finally:
         engine.dispose()
     assert _differences(database_url) == []
+
+
+def test_names_that_repeat_in_a_workspace_are_numbered_when_they_become_unique(
+    database_url: str,
+) -> None:
+    """A store written before the names were unique: the first keeps its name, a repeat
+    (whatever its case) gets a number, another workspace's same name is left alone."""
+    engine = create_engine(database_url)
+    try:
+        config = alembic_config(engine)
+        command.upgrade(config, "0004")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO organizations (id, name) VALUES ('org', 'Org')"))
+            for ws in ("ws_a", "ws_b"):
+                conn.execute(
+                    text(
+                        "INSERT INTO workspaces (id, organization_id, name) VALUES (:id, 'org', :id)"
+                    ),
+                    {"id": ws},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO email_servers (id, organization_id, scope_key, type, name, "
+                    "name_key, settings, secrets_set, version, created_at, updated_at) VALUES "
+                    "('srv', 'org', 'org:org', 'smtp', 'S', 's', '{}', '{}', 1, :now, :now)"
+                ),
+                {"now": datetime.now(UTC)},
+            )
+            for ident, ws, name in (
+                ("ca_1", "ws_a", "Send quote"),
+                ("ca_2", "ws_a", "SEND QUOTE"),
+                ("ca_3", "ws_a", "Send quote (2)"),
+                ("ca_4", "ws_b", "Send quote"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO custom_actions (id, workspace_id, name, email_server_id) "
+                        "VALUES (:id, :ws, :name, 'srv')"
+                    ),
+                    {"id": ident, "ws": ws, "name": name},
+                )
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT id, name, name_key FROM custom_actions ORDER BY id")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("ca_1", "Send quote", "send quote"),
+        ("ca_2", "SEND QUOTE (3)", "send quote (3)"),
+        ("ca_3", "Send quote (2)", "send quote (2)"),
+        ("ca_4", "Send quote", "send quote"),
+    ]

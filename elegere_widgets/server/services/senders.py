@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ...errors import InvalidSettings, NameTaken, NotFound
@@ -27,6 +28,7 @@ from ..store.tables import (
     Organization,
     SchedulerJobRow,
     WorkspaceRow,
+    sender_name_key,
 )
 
 SenderRow = CustomActionRow | SchedulerJobRow
@@ -86,7 +88,7 @@ class SenderService:
             email_server_id=server.id,
         )
         self.session.add(row)
-        self.session.commit()
+        self._commit_or_name_taken(kind, row.name, exclude_id=row.id)
         return _model(kind, row)
 
     def update(self, kind: str, ident: str, patch: SenderPatch) -> CustomAction | SchedulerJob:
@@ -99,7 +101,7 @@ class SenderService:
                 self.session, self.scope, patch.email_server_id, "email_server_id"
             )
             row.email_server_id = server.id
-        self.session.commit()
+        self._commit_or_name_taken(kind, row.name, exclude_id=row.id)
         return _model(kind, row)
 
     def delete(self, kind: str, ident: str) -> None:
@@ -119,14 +121,25 @@ class SenderService:
         model, what, _ = KINDS[kind]
         query = select(model.id).where(
             model.workspace_id == self.scope.workspace_id,
-            func.lower(model.name) == name.lower(),
+            model.name_key == sender_name_key(name),
         )
         if exclude_id:
             query = query.where(model.id != exclude_id)
         if self.session.scalar(query.limit(1)) is not None:
             raise NameTaken(
-                f"{self.scope.label} already has a {what} named '{name}'; choose another name."
+                f"{self.scope.label} already has a {what} named '{name}' (names are unique "
+                f"in a workspace, whatever their case); choose another name."
             )
+
+    def _commit_or_name_taken(self, kind: str, name: str, *, exclude_id: str) -> None:
+        """Commit; when the store refuses the name (another request took it since the check
+        above), the same 409 as the check. Any other refusal is not about the name."""
+        try:
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            self._check_name_free(kind, name, exclude_id=exclude_id)
+            raise
 
     # ---------------------------------------------------------------- notifications
 

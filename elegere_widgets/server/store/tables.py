@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -145,20 +145,37 @@ class EmailServerRow(Base):
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
-class CustomActionRow(Base):
+def sender_name_key(name: str) -> str:
+    """What makes two names of senders the same name: case does not count."""
+    return name.casefold()
+
+
+class _Sender:
+    """A custom action or a scheduler job: a name, unique in its workspace whatever its case
+    (the store refuses a second one, so two requests at once cannot both add it), and the
+    server it sends through."""
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: ``sender_name_key(name)``, kept by ``_keep_name_key`` whenever the name is set.
+    name_key: Mapped[str] = mapped_column(String(200))
+    email_server_id: Mapped[str] = mapped_column(ForeignKey("email_servers.id"), index=True)
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, name: str) -> str:
+        self.name_key = sender_name_key(name)
+        return name
+
+
+class CustomActionRow(_Sender, Base):
     __tablename__ = "custom_actions"
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    email_server_id: Mapped[str] = mapped_column(ForeignKey("email_servers.id"), index=True)
+    __table_args__ = (UniqueConstraint("workspace_id", "name_key", name="uq_custom_action_name"),)
 
 
-class SchedulerJobRow(Base):
+class SchedulerJobRow(_Sender, Base):
     __tablename__ = "scheduler_jobs"
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    email_server_id: Mapped[str] = mapped_column(ForeignKey("email_servers.id"), index=True)
+    __table_args__ = (UniqueConstraint("workspace_id", "name_key", name="uq_scheduler_job_name"),)
 
 
 class DeliveryRow(Base):
