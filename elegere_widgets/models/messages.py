@@ -95,12 +95,18 @@ Recipient = Annotated[str, _address("recipient address")]
 
 
 class MessageSender(BaseModel):
-    """Who sends: a custom action or a scheduler job (by id), or a notification (by event)."""
+    """Who sends: a custom action or a scheduler job (by id, or by name), or a notification
+    (by event)."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: str = Field(description="custom_action, scheduler_job or notification.")
     id: str | None = Field(None, description="The custom action's or scheduler job's id.")
+    name: str | None = Field(
+        None,
+        description="Or its name, instead of the id (unique in the workspace, whatever its "
+        "case); the service keeps the id it names.",
+    )
     event: str | None = Field(
         None, description="A notification's event: action, tag, reply, account."
     )
@@ -112,22 +118,30 @@ class MessageSender(BaseModel):
                 "The sender's kind must be custom_action, scheduler_job or notification."
             )
         if self.kind == "notification":
-            if self.event not in EVENTS or self.id is not None:
+            if self.event not in EVENTS or self.id is not None or self.name is not None:
                 raise ValueError(
                     "A notification sender needs an event: action, tag, reply or account "
-                    '(and no id), e.g. {"kind": "notification", "event": "reply"}.'
+                    '(and no id or name), e.g. {"kind": "notification", "event": "reply"}.'
                 )
-        elif not self.id or not self.id.strip() or self.event is not None:
+            return self
+        given = [v for v in (self.id, self.name) if v is not None]
+        if len(given) != 1 or not given[0].strip() or self.event is not None:
+            what = self.kind.replace("_", " ")
             raise ValueError(
-                f"A {self.kind} sender needs the id of the {self.kind.replace('_', ' ')} "
-                f'(and no event), e.g. {{"kind": "{self.kind}", "id": "..."}}.'
+                f"A {self.kind} sender needs the id or the name of the {what} (one of them, "
+                f'and no event), e.g. {{"kind": "{self.kind}", "id": "..."}} or '
+                f'{{"kind": "{self.kind}", "name": "..."}}.'
             )
         return self
 
     @property
     def ref(self) -> str:
-        """What the store keeps: the id, or a notification's event."""
-        return self.event if self.kind == "notification" else self.id  # type: ignore[return-value]
+        """What the store keeps: the id (a name is looked up first), or a notification's
+        event."""
+        value = self.event if self.kind == "notification" else self.id
+        if value is None:  # a name the service has not looked up: a wiring bug
+            raise ValueError(f"the {self.kind} '{self.name}' was not looked up")
+        return value
 
     def to_wire(self) -> dict[str, str]:
         return self.model_dump(exclude_none=True)

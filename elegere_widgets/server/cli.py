@@ -68,11 +68,14 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_token_create(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
-    from .seed import create_sender_token
-    from .tokens import create, parse_duration
+    from .tokens import create, create_sender, parse_duration
 
     if args.sender != bool(args.workspace):
-        print("A sender token needs both --sender and --workspace NAME.", file=sys.stderr)
+        print(
+            "A sender token needs both --sender and --workspace NAME (its name or id), e.g. "
+            "`elegere token create --sender --workspace Sales`.",
+            file=sys.stderr,
+        )
         return 2
     if not args.sender and not args.user:
         print("Pass --user EMAIL (or --sender --workspace NAME).", file=sys.stderr)
@@ -82,22 +85,19 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if args.sender:
-        try:
-            print(create_sender_token(_context(args), args.workspace, args.user))
-        except LookupError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        return 0
     engine = _engine(args)
     try:
         with Session(engine) as session:
-            print(create(session, args.user, expires_in=expires_in))
+            if args.sender:
+                token = create_sender(session, args.workspace, args.user, expires_in=expires_in)
+            else:
+                token = create(session, args.user, expires_in=expires_in)
     except LookupError as exc:
         print(exc, file=sys.stderr)
         return 1
     finally:
         engine.dispose()
+    print(token)
     return 0
 
 

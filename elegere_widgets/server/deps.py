@@ -27,6 +27,7 @@ from .services.messages import MessageService
 from .services.people import PeopleService, find_workspace
 from .services.senders import OrganizationMailService, SenderService
 from .store.tables import ApiToken, Organization, RoleGrant, User, WorkspaceRow
+from .tokens import SENDER as SENDER_TOKEN
 
 __all__ = [
     "ADMIN_GRANTORS",
@@ -54,9 +55,6 @@ def get_context(request: Request) -> ServiceContext:
 
 ContextDep = Annotated[ServiceContext, Depends(get_context)]
 
-
-#: ``ApiToken.kind`` of a token that may only send and read one workspace's messages.
-SENDER_TOKEN = "sender"
 
 #: Methods whose handlers only read the store.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -212,11 +210,14 @@ def messages(
     ws: str, ctx: ContextDep, session: SessionDep, caller: SenderOrCallerDep
 ) -> MessageService:
     if caller.sender_workspace_id is not None:
-        row = session.get(WorkspaceRow, ws)
-        if ws != caller.sender_workspace_id or row is None:
+        # Its one workspace, named by id or by name (a sender token cannot look either up).
+        row = session.get(WorkspaceRow, caller.sender_workspace_id)
+        named = row is not None and (ws == row.id or ws.casefold() == row.name.casefold())
+        if row is None or not named:
+            own = f"{row.name} ({row.id})" if row else f"'{caller.sender_workspace_id}'"
             raise PermissionDenied(
-                "This sender token may only send and read the messages of its own workspace "
-                f"('{caller.sender_workspace_id}'); make a sender token for '{ws}' to send there."
+                f"This sender token may only send and read the messages of its own workspace, "
+                f"{own}; make a sender token for '{ws}' to send there."
             )
     else:
         row = find_workspace(session, caller, ws)

@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import EmailServer, SmtpSettings
+from . import tokens
 from .context import ServiceContext
 from .scope import Scope
-from .security import hash_password, hash_token, new_id, new_token
+from .security import hash_password, new_id
 from .services.email_servers import EmailServerService, test_record
 from .store.tables import (
-    ApiToken,
     CustomActionRow,
     DeliveryRow,
     Organization,
@@ -195,59 +195,12 @@ def _deliveries(n: int, now: datetime, routes: list[tuple[str, EmailServer]]) ->
 
 
 def create_sender_token(ctx: ServiceContext, workspace: str, email: str | None = None) -> str:
-    """A token that may only send and read one workspace's messages (by its name or id).
-
-    It belongs to ``email``'s user, by default the workspace's first Workspace Admin: the
-    store keeps who a token was made for, although none of that user's roles come with it.
-    """
+    """A token that may only send and read one workspace's messages (``tokens.create_sender``)."""
     with ctx.sessions() as session:
-        ws = session.scalar(
-            select(WorkspaceRow).where(
-                (WorkspaceRow.id == workspace)
-                | (func.lower(WorkspaceRow.name) == workspace.lower())
-            )
-        )
-        if ws is None:
-            raise LookupError(f"There is no workspace named {workspace!r}.")
-        if email:
-            user = session.scalar(select(User).where(User.email == email.strip().lower()))
-        else:
-            user = session.scalar(
-                select(User)
-                .join(RoleGrant, RoleGrant.user_id == User.id)
-                .where(RoleGrant.role == "workspace_admin", RoleGrant.workspace_id == ws.id)
-                .order_by(RoleGrant.id)
-                .limit(1)
-            )
-        if user is None:
-            raise LookupError(
-                f"There is no user {email!r}."
-                if email
-                else f"'{ws.name}' has no Workspace Admin to own the token; pass --user EMAIL."
-            )
-        raw = new_token()
-        session.add(
-            ApiToken(
-                id=new_id("tok"),
-                user_id=user.id,
-                token_hash=hash_token(raw),
-                kind="sender",
-                workspace_id=ws.id,
-            )
-        )
-        session.commit()
-    return raw
+        return tokens.create_sender(session, workspace, email)
 
 
 def create_token(ctx: ServiceContext, email: str) -> str:
     """A new API token for a user: printed once, stored hashed."""
     with ctx.sessions() as session:
-        user = session.scalar(select(User).where(User.email == email.strip().lower()))
-        if user is None:
-            raise LookupError(f"There is no user with the email {email!r}.")
-        raw = new_token()
-        session.add(
-            ApiToken(id=new_id("tok"), user_id=user.id, token_hash=hash_token(raw), kind="api")
-        )
-        session.commit()
-    return raw
+        return tokens.create(session, email)

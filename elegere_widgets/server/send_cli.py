@@ -1,26 +1,96 @@
 """`elegere send`: hand one message to the running service over HTTP, as the platform would.
 
-It speaks the API (``ELEGERE_URL``, ``ELEGERE_TOKEN``), so trying it exercises it; with httpx
-and the shared models, not the client package, which the service may not import. A token: ``elegere token create --user admin@acme.example`` (a Workspace Admin of the
-workspace) or ``elegere token create --sender --workspace Sales``.
+It speaks the API, so trying it exercises it; with httpx and the shared models, not the client
+package, which the service may not import. Where the service is and which token to use:
+``--url``/``--token``, else ``ELEGERE_URL``/``ELEGERE_TOKEN``, else the file ``make run`` writes
+in the data directory (``.elegere/send.json``: its URL and a sender token of Sales), so that
+``elegere send`` works from a second terminal with nothing to set. A token of one's own:
+``elegere token create --sender --workspace Sales`` (may only send) or
+``elegere token create --user admin@acme.example`` (a Workspace Admin of the workspace).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import re
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .config import DEFAULT_DATA_DIR
+
 DEFAULT_URL = "http://127.0.0.1:8765"
+#: In the data directory: the running service's URL and a token, written by ``make run``.
+SEND_FILE = "send.json"
+#: The ids the service gives each kind of sender start so (``ca_…``, ``job_…``).
+ID_PREFIX = {"custom_action": "ca_", "scheduler_job": "job_"}
+
+
+# ---------------------------------------------------------------- the running service's file
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where ``elegere send`` sends, and with which token; ``source`` says where they came from."""
+
+    url: str
+    token: str | None
+    source: str = ""
+
+
+def send_file(data_dir: Path | None = None) -> Path:
+    if data_dir is None:
+        data_dir = Path(os.environ.get("ELEGERE_DATA_DIR") or DEFAULT_DATA_DIR)
+    return data_dir / SEND_FILE
+
+
+def write_send_file(data_dir: Path, url: str, token: str) -> Path:
+    """What ``elegere send`` run in another terminal needs: the file is its owner's alone
+    (it holds a token), in the data directory (0700)."""
+    path = send_file(data_dir)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"url": url, "token": token, "written_by": "make run"}, out)
+    return path
+
+
+def _read_send_file(path: Path) -> Target | None:
+    try:
+        data = json.loads(path.read_text())
+        return Target(str(data["url"]), str(data["token"]), source=str(path))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def target(url: str | None, token: str | None) -> Target:
+    """Flags, else the environment, else ``make run``'s file; the file only when neither a URL
+    nor a token is given (its token must not go to another URL)."""
+    url = url or os.environ.get("ELEGERE_URL") or None
+    token = token or os.environ.get("ELEGERE_TOKEN") or None
+    if url is None and token is None:
+        found = _read_send_file(send_file())
+        if found is not None:
+            return found
+    return Target(url or DEFAULT_URL, token)
+
+
+# ---------------------------------------------------------------- the command
 
 
 def add_send_command(sub: Any) -> None:
-    send = sub.add_parser("send", help="send one message through the running service")
-    send.add_argument("--url", default=os.environ.get("ELEGERE_URL") or DEFAULT_URL)
-    send.add_argument("--token", default=os.environ.get("ELEGERE_TOKEN"), help="or ELEGERE_TOKEN")
+    send = sub.add_parser(
+        "send",
+        help="send one message through the running service",
+        description="Send one message through the running service. After `make run`, in the "
+        f"same directory, it needs no URL or token (it reads .elegere/{SEND_FILE}).",
+    )
+    send.add_argument("--url", help=f"the service (or ELEGERE_URL; default {DEFAULT_URL})")
+    send.add_argument("--token", help="or ELEGERE_TOKEN")
     send.add_argument("--workspace", required=True, metavar="NAME", help="its name or id")
     who = send.add_mutually_exclusive_group(required=True)
     who.add_argument("--custom-action", metavar="NAME", help="its name or id")
@@ -35,41 +105,34 @@ def add_send_command(sub: Any) -> None:
     send.set_defaults(func=cmd_send)
 
 
+class _Refused(Exception):
+    """A name that is not there: the message says which there are."""
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     import httpx
     from pydantic import ValidationError
 
     from ..errors import ElegereError
-    from ..models import MessageIn, MessageSender, field_errors
+    from ..models import MessageIn, field_errors
 
-    if not args.token:
+    where = target(args.url, args.token)
+    if not where.token:
         print(
-            "No token: pass --token or set ELEGERE_TOKEN (make one with `elegere token create "
-            "--user admin@acme.example`, or `--sender --workspace Sales`).",
+            "elegere send: no token. Pass --token or set ELEGERE_TOKEN (make one with "
+            "`elegere token create --sender --workspace Sales`, or `--user "
+            f"admin@acme.example`); after `make run`, run it where make run runs (it reads "
+            f"{send_file()}).",
             file=sys.stderr,
         )
         return 2
-    headers = {"Authorization": f"Bearer {args.token}"}
-    # Names a sender token could not look up, sent as ids: said if the service refuses them.
-    unresolved: list[str] = []
+    headers = {"Authorization": f"Bearer {where.token}"}
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request says nothing
     try:
-        with httpx.Client(base_url=f"{args.url.rstrip('/')}/api/v1", headers=headers) as http:
-            ws = _workspace(http, args.workspace, unresolved)
-            if args.notification:
-                who = MessageSender(kind="notification", event=args.notification)
-            elif args.custom_action:
-                who = MessageSender(
-                    kind="custom_action",
-                    id=_sender_id(http, ws, "custom-actions", args.custom_action, unresolved),
-                )
-            else:
-                who = MessageSender(
-                    kind="scheduler_job",
-                    id=_sender_id(http, ws, "scheduler-jobs", args.scheduler_job, unresolved),
-                )
+        with httpx.Client(base_url=f"{where.url.rstrip('/')}/api/v1", headers=headers) as http:
+            ws, label = _workspace(http, args.workspace)
             message = MessageIn(
-                sender=who,
+                sender=_sender(http, ws, label, args),
                 to=args.to,
                 cc=args.cc,
                 subject=args.subject,
@@ -84,19 +147,20 @@ def cmd_send(args: argparse.Namespace) -> int:
         for error in field_errors(exc):
             print(f"elegere send: {error.field}: {error.message}", file=sys.stderr)
         return 2
+    except _Refused as exc:
+        print(f"elegere send: {exc}", file=sys.stderr)
+        return 2
     except httpx.HTTPError as exc:
-        print(f"elegere send: the service at {args.url} did not answer ({exc}).", file=sys.stderr)
+        print(f"elegere send: the service at {where.url} did not answer ({exc}).", file=sys.stderr)
+        if where.source:
+            print(
+                f"elegere send: the URL came from {where.source}, which `make run` writes: is "
+                "it still running? Start it again, or pass --url and --token.",
+                file=sys.stderr,
+            )
         return 1
     except ElegereError as exc:
         print(f"elegere send: {exc}", file=sys.stderr)
-        if unresolved:
-            print(
-                "elegere send: a sender token may not look names up, so "
-                f"{', '.join(repr(n) for n in unresolved)} went as given: pass ids instead "
-                "(--workspace ws_sales --custom-action ca_send_quote; a Workspace Admin sees "
-                "them in GET /workspaces and …/custom-actions), or use a Workspace Admin's token.",
-                file=sys.stderr,
-            )
         return 1
     print(
         f"{answer['id']} {answer['message_id']} {answer['status']} via {answer['email_server_id']}"
@@ -118,25 +182,56 @@ def _ok(response: Any) -> Any:
     raise from_problem(response.status_code, problem)
 
 
-def _workspace(http: Any, name: str, unresolved: list[str]) -> str:
-    """A workspace id by name, when the token may list workspaces; else the text as given."""
+def _listed(items: list[Any]) -> str:
+    names = [repr(item["name"]) for item in items]
+    return ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+
+
+def _pick(items: list[Any], name: str) -> Any | None:
+    """The item with this id, or this name whatever its case (names are unique so)."""
+    for item in items:
+        if name == item["id"] or name.casefold() == item["name"].casefold():
+            return item
+    return None
+
+
+def _workspace(http: Any, name: str) -> tuple[str, str]:
+    """The workspace's id by its name or id, and its name. A sender token may not list
+    workspaces: the service takes its workspace's name as well as its id."""
     response = http.get("/workspaces")
-    if response.status_code == 403:  # a sender token: its workspace's id must be given
-        unresolved.append(name)
-        return name
-    for ws in _ok(response):
-        if name in (ws["id"], ws["name"]) or ws["name"].casefold() == name.casefold():
-            return str(ws["id"])
-    return name
+    if response.status_code == 403:
+        return name, name
+    workspaces = _ok(response)
+    found = _pick(workspaces, name)
+    if found is None:
+        raise _Refused(
+            f"there is no workspace {name!r} you can see; yours: {_listed(workspaces)}."
+            if workspaces
+            else f"there is no workspace {name!r} you can see (you see none)."
+        )
+    return str(found["id"]), str(found["name"])
 
 
-def _sender_id(http: Any, ws: str, collection: str, name: str, unresolved: list[str]) -> str:
-    """A custom action's or job's id by its name; a sender token cannot list: used as given."""
+def _sender(http: Any, ws: str, label: str, args: argparse.Namespace) -> Any:
+    """The sender as the service takes it: a notification's event, or the custom action's or
+    job's id (looked up by name when the token may list them; a sender token may not, and
+    sends the name, which the service looks up)."""
+    from ..models import MessageSender
+
+    if args.notification:
+        return MessageSender(kind="notification", event=args.notification)
+    kind = "custom_action" if args.custom_action else "scheduler_job"
+    value = args.custom_action or args.scheduler_job
+    collection = kind.replace("_", "-") + "s"
     response = http.get(f"/workspaces/{quote(ws, safe='')}/{collection}")
     if response.status_code == 403:
-        unresolved.append(name)
-        return name
-    for item in _ok(response):
-        if name in (item["id"], item["name"]):
-            return str(item["id"])
-    return name
+        if re.fullmatch(rf"{ID_PREFIX[kind]}\w+", value):
+            return MessageSender(kind=kind, id=value)
+        return MessageSender(kind=kind, name=value)
+    items = _ok(response)
+    found = _pick(items, value)
+    if found is None:
+        what = kind.replace("_", " ")
+        there = f"its {what}s: {_listed(items)}" if items else f"it has no {what} yet"
+        raise _Refused(f"there is no {what} {value!r} in {label}; {there}.")
+    return MessageSender(kind=kind, id=str(found["id"]))

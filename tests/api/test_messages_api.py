@@ -68,7 +68,7 @@ def test_a_message_is_stored_queued_with_its_message_id(
         assert row.text == "Guten Tag,\nanbei das Angebot." and row.next_attempt_at is not None
     got = http.get(f"{SALES}/messages/{answer['id']}").json()
     assert got["subject"] == "Ihr Angebot – Nr. 7" and got["to"] == ["Kunde <kunde@bücher.example>"]
-    assert got["sender"] == {**QUOTE, "event": None} and got["attempts"] == []
+    assert got["sender"] == {**QUOTE, "name": None, "event": None} and got["attempts"] == []
     assert "text" not in got and "html" not in got  # bodies never leave the service
 
 
@@ -138,6 +138,17 @@ def test_a_repeat_answers_the_first_message_and_another_body_is_a_conflict(
         ({"sender": {"kind": "scheduler_job", "id": "ca_send_quote"}}, "sender", "scheduler job"),
         ({"sender": {"kind": "custom_action", "id": "ca_ticket_reply"}}, "sender", "Sales"),
         ({"sender": {"kind": "notification", "event": "party"}}, "sender", "event"),
+        (
+            {"sender": {"kind": "custom_action", "name": "Send quotes"}},
+            "sender",
+            "no custom action named 'Send quotes' in Sales; its custom actions: 'Send quote'",
+        ),
+        (
+            {"sender": {"kind": "custom_action", "id": "ca_send_quote", "name": "Send quote"}},
+            "sender",
+            "the id or the name",
+        ),
+        ({"sender": {"kind": "notification", "event": "reply", "name": "x"}}, "sender", "no id"),
     ],
 )
 def test_bad_messages_are_refused_on_the_field(
@@ -252,6 +263,47 @@ def test_sender_tokens_send_and_read_their_workspace_messages_only(
             refused = sender.request(method, path)
             assert refused.status_code == 403, (method, path)
             assert "sender token" in refused.json()["detail"]
+
+
+def test_a_sender_named_by_its_name_is_kept_by_its_id(http: httpx.Client) -> None:
+    """The platform may name a custom action or job by its name (any case): the message is
+    the one the id names, a repeat by id answers it, and a batch looks each name up once."""
+    body = _message(
+        sender={"kind": "custom_action", "name": "SEND quote"}, idempotency_key="quote-7"
+    )
+    r = http.post(f"{SALES}/messages", json=body)
+    assert r.status_code == 202, r.text
+    first = r.json()
+    assert first["email_server_id"] == "srv_sales_mailer"
+    assert http.get(f"{SALES}/messages/{first['id']}").json()["sender"]["id"] == "ca_send_quote"
+    again = http.post(f"{SALES}/messages", json={**body, "sender": QUOTE})
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    job = {"kind": "scheduler_job", "name": "Weekly digest"}
+    batch = http.post(f"{SALES}/messages", json={"messages": [_message(sender=job)] * 3})
+    assert batch.status_code == 202, batch.text
+    ids = [m["id"] for m in batch.json()["items"]]
+    senders = {http.get(f"{SALES}/messages/{i}").json()["sender"]["id"] for i in ids}
+    assert senders == {"job_weekly_digest"}
+
+
+def test_a_sender_token_names_its_workspace_and_senders_by_name(
+    service: RunningService,
+) -> None:
+    token = create_sender_token(service.ctx, "sales")
+    with httpx.Client(
+        base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as sender:
+        body = _message(sender={"kind": "custom_action", "name": "Send quote"})
+        for ws in ("Sales", "sales", "ws_sales"):
+            r = sender.post(f"/api/v1/workspaces/{ws}/messages", json=body)
+            assert r.status_code == 202, (ws, r.text)
+            assert sender.get(f"/api/v1/workspaces/{ws}/messages").status_code == 200
+        r = sender.post("/api/v1/workspaces/Support/messages", json=body)
+        assert r.status_code == 403
+        assert (
+            "its own workspace, Sales (ws_sales); make a sender token for 'Support'"
+            in (r.json()["detail"])
+        )
 
 
 def test_analysts_and_other_workspaces_admins_may_not_send(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid
 from typing import Any
@@ -41,6 +41,7 @@ from ..store.tables import (
     Organization,
     SchedulerJobRow,
     WorkspaceRow,
+    sender_name_key,
 )
 from .paging import decode_cursor, encode_cursor, zoned
 
@@ -166,6 +167,8 @@ class MessageService:
     ctx: ServiceContext
     session: Session
     scope: Scope
+    #: (kind, name key) -> id of the workspace's senders, as looked up by this request.
+    _names: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def _workspace_id(self) -> str:
@@ -204,6 +207,10 @@ class MessageService:
 
     def _prepare(self, message: MessageIn, index: int, count: int) -> _Prepared:
         label = f"Message {index + 1}: " if count > 1 else ""
+        if message.sender.name is not None:
+            # Kept, and compared for a repeat, by the id: by name or by id, it is one message.
+            sender = self._named_sender(message.sender, label)
+            message = message.model_copy(update={"sender": sender})
         size, limit = message.body_bytes(), self.ctx.settings.max_message_bytes
         if size > limit:
             raise PayloadTooLarge(
@@ -280,6 +287,34 @@ class MessageService:
             created_at=now,
             updated_at=now,
         )
+
+    def _named_sender(self, sender: MessageSender, label: str) -> MessageSender:
+        """The custom action or job that ``sender.name`` names in the workspace, by its id;
+        else 422 on ``sender`` listing the names there are."""
+        name = sender.name or ""
+        found = self._names.get((sender.kind, sender_name_key(name)))
+        if found is None:
+            model = CustomActionRow if sender.kind == "custom_action" else SchedulerJobRow
+            rows = self.session.execute(
+                select(model.id, model.name, model.name_key)
+                .where(model.workspace_id == self._workspace_id)
+                .order_by(model.name_key)
+            ).all()
+            self._names.update({(sender.kind, key): ident for ident, _, key in rows})
+            found = self._names.get((sender.kind, sender_name_key(name)))
+            if found is None:
+                what = sender.kind.replace("_", " ")
+                names = ", ".join(repr(n) for _, n, _ in rows[:20]) or "none yet"
+                raise InvalidSettings(
+                    field_errors=[
+                        FieldError(
+                            field="sender",
+                            message=f"{label}there is no {what} named {name!r} in "
+                            f"{self.scope.label}; its {what}s: {names}.",
+                        )
+                    ]
+                )
+        return MessageSender(kind=sender.kind, id=found)
 
     def _server_of(self, sender: MessageSender, label: str) -> EmailServerRow:
         """The server the sender sends through, or 422 on ``sender`` saying what to set."""
