@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -23,7 +24,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from ..server.config import DEFAULT_DATA_DIR
+from ..server.send_cli import send_file, write_send_file
 from .demo import ENV as DEMO_ENV
+from .demo_mail import SEND_WORKSPACE, DemoMail, prepare_demo
 from .demo_smtp import DEFAULT_PORT as SMTP_PORT
 from .demo_smtp import DemoSmtpServer
 from .processes import Child, spawn, stop_all, wait_until_answers
@@ -128,21 +132,11 @@ def _env_port(name: str, default: int) -> int:
 
 def prepare_store(data_dir: Path) -> tuple[bool, str]:
     """Migrate, seed the demo data when the store is empty, and make a token for the demo
-    Workspace Admin: (whether the demo data was added, the token)."""
-    # What `elegere seed --demo` and `elegere token create` do, in this process: one start
-    # of the service's imports instead of two.
-    from ..server.config import Settings
-    from ..server.context import ServiceContext
-    from ..server.seed import create_token, seed_demo
-    from ..server.store.db import migrate
-
-    ctx = ServiceContext.build(Settings(data_dir=data_dir))
-    try:
-        migrate(ctx.engine)
-        added = seed_demo(ctx)
-        return added, create_token(ctx, ADMIN)
-    finally:
-        ctx.engine.dispose()
+    Workspace Admin: (whether the demo data was added, the token). The store as the demo
+    seeds it: its servers still point at made-up hosts (``_run`` points them at the demo
+    SMTP server)."""
+    demo = prepare_demo(data_dir, ADMIN, None)
+    return demo.added, demo.admin_token
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -174,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ports: ELEGERE_PORT=9765 VOILA_PORT=9866 make run"
         )
         return 1
-    data_dir = Path(os.environ.get("ELEGERE_DATA_DIR", ".elegere")).resolve()
+    data_dir = Path(os.environ.get("ELEGERE_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
     children: list[Child] = []
     from ..server.files import private_dir
 
@@ -197,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print("", f"Stopping (at most {STOP_TIMEOUT_S:.0f} s)…")
         stop_all(children, timeout=STOP_TIMEOUT_S)
         smtp.stop()
+        send_file(data_dir).unlink(missing_ok=True)  # `elegere send` must not find a gone service
         _print("Stopped: nothing of `make run` is running any more.")
 
 
@@ -209,19 +204,22 @@ def _run(
     children: list[Child],
 ) -> int:
     started = time.monotonic()
+    # The CA before the service starts (it must trust it) and the port before the store is
+    # prepared (the demo's servers point at it); the SMTP server's thread only after every
+    # child is spawned (see processes._death_signal).
+    smtp_info = smtp.prepare()
     _print(f"Preparing the store in {data_dir} …")
     try:
-        added, token = prepare_store(data_dir)
+        demo = prepare_demo(data_dir, ADMIN, smtp_info)
     except Exception as exc:  # a bad ELEGERE_SECRET_KEY or database URL: say it plainly
         _print(f"The store could not be prepared: {exc}")
         return 2
     _print(
-        "  demo data added" if added else "  kept as you left it (the demo data is added only once)"
+        "  demo data added"
+        if demo.added
+        else "  kept as you left it (the demo data is added only once)"
     )
-
-    # The CA before the service starts (it must trust it); the SMTP server's thread only
-    # after every child is spawned (see processes._death_signal).
-    smtp_info = smtp.prepare()
+    token = demo.admin_token
     assert smtp.pki is not None
     ca_file, smtp_port = smtp.pki.ca_file, smtp_info.port
     service_url = f"http://{HOST}:{service_port}"
@@ -279,14 +277,24 @@ def _run(
         if args.sign_in
         else f"signed in as {ADMIN}, Workspace Admin of Sales"
     )
+    assert demo.sender_token is not None
+    found_in = write_send_file(data_dir, service_url, demo.sender_token)
     _print(
         "",
         f"Dashboard:  http://{HOST}:{voila_port}   ({who})",
         f"Service:    {service_url}   (API docs: {service_url}/api/v1/docs)",
         f"API token of {ADMIN}: {token}",
         "",
-        "Demo SMTP server, to try Add Email Server → SMTP (messages are listed here, not delivered):",
+        "Demo SMTP server: it lists here each message it receives, and delivers none. "
+        + _routed(demo),
+        "To try Add Email Server → SMTP, type:",
         *(f"  {line}" for line in smtp_info.lines()),
+        "",
+        "Send a message: in a second terminal, in this directory, run",
+        f"  {send_command(data_dir)}",
+        "It shows up here as a [demo SMTP] line within seconds, and in the dashboard's audit "
+        f"(deliveries). `elegere send` finds this service, and a sender token of {SEND_WORKSPACE}, "
+        f"in {_shown(found_in)}.",
         "",
         f"Health checks of every server: every {service_env['ELEGERE_HEALTH_INTERVAL_S']} s "
         "(ELEGERE_HEALTH_INTERVAL_S)",
@@ -302,6 +310,49 @@ def _run(
                 )
                 return 1
         time.sleep(0.25)
+
+
+def _routed(demo: DemoMail) -> str:
+    if demo.routed:
+        return f"The demo's mail goes to it: {' and '.join(demo.routed)} send through it."
+    return (
+        "No server sends through it now (the demo's servers were changed): add it as below "
+        "and choose it for Send quote, to see your messages here."
+    )
+
+
+def _shown(path: Path) -> str:
+    """``path`` as short as it can be typed from the current directory."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def send_command(data_dir: Path) -> str:
+    """The ``elegere send`` line to paste into a second terminal opened in this directory."""
+    script = Path(sys.executable).with_name("elegere")  # the venv's console script
+    program = [_shown(script)] if script.exists() else [sys.executable, "-m", "elegere_widgets.cli"]
+    words = [
+        *program,
+        "send",
+        "--workspace",
+        SEND_WORKSPACE,
+        "--custom-action",
+        "Send quote",
+        "--to",
+        "you@example.org",
+        "--subject",
+        "Hello",
+        "--text",
+        "My first message.",
+    ]
+    command = shlex.join(words)
+    if data_dir == (Path.cwd() / DEFAULT_DATA_DIR).resolve():
+        return command
+    # `elegere send` looks for the service in ./.elegere unless told where the data is (the
+    # name unquoted: a quoted assignment is not one to the shell).
+    return f"ELEGERE_DATA_DIR={shlex.quote(str(data_dir))} {command}"
 
 
 def _tell_message(sender: str, recipients: list[str], subject: str, message_id: str) -> None:

@@ -28,6 +28,9 @@ from .store.tables import (
 
 DEMO_PASSWORD = "demo"
 ORG_ID, SALES_ID, SUPPORT_ID = "org_acme", "ws_sales", "ws_support"
+#: The demo's servers: the organization's relay (notifications, Support's action) and Sales'
+#: mailer (its custom action and job). Their hosts are made up (.example never resolves).
+RELAY_ID, MAILER_ID = "srv_acme_relay", "srv_sales_mailer"
 #: email -> (name, [(role, workspace or None for the organization)])
 DEMO_USERS: dict[str, tuple[str, list[tuple[str, str | None]]]] = {
     "delegate@acme.example": ("Dana Delegate", [("admin_delegate", None)]),
@@ -81,7 +84,7 @@ def seed_demo(ctx: ServiceContext, *, deliveries: int = 300, now: datetime | Non
         relay = add_smtp_server(
             ctx,
             session,
-            "srv_acme_relay",
+            RELAY_ID,
             "Acme Relay",
             None,
             SmtpSettings(
@@ -97,7 +100,7 @@ def seed_demo(ctx: ServiceContext, *, deliveries: int = 300, now: datetime | Non
         mailer = add_smtp_server(
             ctx,
             session,
-            "srv_sales_mailer",
+            MAILER_ID,
             "Sales Mailer",
             SALES_ID,
             SmtpSettings(

@@ -80,20 +80,31 @@ def test_make_run_starts_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> N
     finally:
         first.kill_everything()
 
-    # A second run keeps what the user changed; the user's own health interval wins.
-    second = Launcher(tmp_path, service_port, voila_port, ELEGERE_HEALTH_INTERVAL_S="7")
-    try:
-        out = second.wait_for(READY)
-        assert "kept as you left it" in out and "demo data added" not in out
-        assert "Health checks of every server: every 7 s" in out
-        with Client(f"http://127.0.0.1:{service_port}", second.token()) as client:
-            names = [s.name for s in client.email_servers.list("ws_sales")]
-        assert names == ["Acme Relay", "Sales Mailer (renamed)"]
-        children = second.descendants()
-        assert second.stop(signal.SIGTERM) == 0
-        assert wait_gone(children, timeout=5) == []
-    finally:
-        second.kill_everything()
+    assert not (tmp_path / ".elegere" / "send.json").exists()  # `elegere send` finds no service
+
+    # A second run keeps what the user changed, and the user's own health interval wins; the
+    # demo SMTP server's port is taken this time, and the servers that send through it follow
+    # it to the next one.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", smtp_port))
+        busy.listen()
+        second = Launcher(tmp_path, service_port, voila_port, ELEGERE_HEALTH_INTERVAL_S="7")
+        try:
+            out = second.wait_for(READY)
+            assert "kept as you left it" in out and "demo data added" not in out
+            assert "Health checks of every server: every 7 s" in out
+            assert "Acme Relay and Sales Mailer (renamed) send through it" in out
+            moved = second.smtp_port()
+            assert moved != smtp_port
+            with Client(f"http://127.0.0.1:{service_port}", second.token()) as client:
+                servers = client.email_servers.list("ws_sales")
+            assert [s.name for s in servers] == ["Acme Relay", "Sales Mailer (renamed)"]
+            assert {s.key_setting for s in servers} == {f"127.0.0.1:{moved}"}
+            children = second.descendants()
+            assert second.stop(signal.SIGTERM) == 0
+            assert wait_gone(children, timeout=5) == []
+        finally:
+            second.kill_everything()
 
 
 def test_a_port_in_use_is_a_plain_message(tmp_path: Path) -> None:
