@@ -36,7 +36,16 @@ UTC_NS = "datetime64[ns, UTC]"
 SERVER_TYPES = pd.CategoricalDtype(list(TYPE_LABELS.values()))
 SCOPES = pd.CategoricalDtype(["workspace", "organization"])
 USAGE_KINDS = pd.CategoricalDtype(["custom_action", "scheduler_job"])
-AUDIT_ACTIONS = ("create", "update", "delete", "test", "send_test")
+AUDIT_ACTIONS = (
+    "create",
+    "update",
+    "delete",
+    "test",
+    "send_test",
+    "test_next_certificate",
+    "promote_certificate",
+    "drop_next_certificate",
+)
 AUDIT_RESULTS = ("ok", "failed")
 
 # The servers frame's columns, in order, and their types.
@@ -55,6 +64,10 @@ _SERVER_DTYPES: dict[str, Any] = {
     "last_test_ok": "boolean",
     "last_test_at": UTC_NS,
     "certificate_days_left": "Int64",
+    "certificate_expires_at": UTC_NS,
+    "next_certificate_days_left": "Int64",
+    "next_certificate_expires_at": UTC_NS,
+    "next_certificate_tested": "boolean",
     "exchange_online_basic_auth": "bool",
 }
 
@@ -104,9 +117,12 @@ def servers_frame(client: Client, workspaces: WorkspacesArg = None) -> pd.DataFr
     inherits it; its usage counts are that workspace's. Columns: workspace, workspace_id,
     server_id, name, type (SMTP / Microsoft Graph), scope, inherited, key_setting,
     custom_actions, scheduler_jobs, used, last_test_ok (NA: never tested), last_test_at
-    (UTC), certificate_days_left (NA without a certificate), exchange_online_basic_auth (an
-    SMTP server that signs in to Microsoft 365 with a password, which Microsoft turns off:
-    move it to OAuth 2.0 or the Microsoft Graph type).
+    (UTC), certificate_days_left and certificate_expires_at (UTC; NA without a
+    certificate), next_certificate_days_left, next_certificate_expires_at and
+    next_certificate_tested (the certificate waiting to be promoted: whether it passed its
+    test; NA without one), exchange_online_basic_auth (an SMTP server that signs in to
+    Microsoft 365 with a password, which Microsoft turns off: move it to OAuth 2.0 or the
+    Microsoft Graph type).
     """
     records = [
         _server_record(ws, server)
@@ -114,7 +130,8 @@ def servers_frame(client: Client, workspaces: WorkspacesArg = None) -> pd.DataFr
         for server in client.email_servers.list(ws.id)
     ]
     frame = pd.DataFrame.from_records(records, columns=list(_SERVER_DTYPES))
-    frame["last_test_at"] = pd.to_datetime(frame["last_test_at"], utc=True)
+    for column in ("last_test_at", "certificate_expires_at", "next_certificate_expires_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame.astype(_SERVER_DTYPES)
 
 
@@ -122,7 +139,8 @@ def _server_record(ws: Workspace, server: EmailServer) -> dict[str, object]:
     # Only named fields are copied, never the settings as a whole: a setting added to the
     # API later cannot slip into an audit (or a notebook output) unreviewed.
     settings = server.settings
-    certificate = settings.certificate_info
+    certificate, upcoming = settings.certificate_info, settings.next_certificate_info
+    next_test = settings.next_certificate_test
     password_on_exchange = (
         isinstance(settings, SmtpSettingsView)
         and settings.authentication == "password"
@@ -145,6 +163,10 @@ def _server_record(ws: Workspace, server: EmailServer) -> dict[str, object]:
         "last_test_ok": last.ok if last else None,
         "last_test_at": last.at if last else None,
         "certificate_days_left": certificate.days_left if certificate else None,
+        "certificate_expires_at": certificate.not_after if certificate else None,
+        "next_certificate_days_left": upcoming.days_left if upcoming else None,
+        "next_certificate_expires_at": upcoming.not_after if upcoming else None,
+        "next_certificate_tested": (bool(next_test and next_test.ok) if upcoming else None),
         "exchange_online_basic_auth": password_on_exchange,
     }
 

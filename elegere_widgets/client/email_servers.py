@@ -225,9 +225,7 @@ class EmailServers(Resource):
         path = self._one(owner, server_id)
         if not isinstance(patch, EmailServerPatch):
             raise TypeError(f"patch must be an EmailServerPatch, not {type(patch).__name__}.")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            raise ValueError(f"version must be the server's version (an int), not {version!r}.")
-        headers = {"If-Match": f'"{version}"'}
+        headers = _if_match(version)
         response = self._http.request("PATCH", path, json=patch.to_wire(), headers=headers)
         return _with_etag(response)
 
@@ -237,6 +235,63 @@ class EmailServers(Resource):
         there. Empty when nothing uses it."""
         path = self._one(owner, server_id) + "/replacements"
         return parse(self._http.request("GET", path), list[ReplacementChoice])
+
+    # ------------------------------------------------------------ certificate rollover
+
+    def upload_next_certificate(
+        self,
+        owner: str,
+        server_id: str,
+        /,
+        *,
+        certificate: bytes,
+        password: str | None = None,
+        alias: str | None = None,
+        version: int,
+    ) -> EmailServer:
+        """Hold a renewed certificate (the .pfx/.p12 or .pem with its key) beside the current
+        one, which keeps signing in: an update of the settings ``next_certificate``,
+        ``next_certificate_password`` and ``next_certificate_alias``, checked and stored
+        like the current certificate. Then :meth:`test_next_certificate` and
+        :meth:`promote_next_certificate`.
+        """
+        if not isinstance(certificate, bytes | bytearray) or not certificate:
+            raise TypeError("certificate must be the certificate file's content (bytes).")
+        settings: dict[str, Any] = {"next_certificate": bytes(certificate)}
+        if password:
+            settings["next_certificate_password"] = password
+        if alias:
+            settings["next_certificate_alias"] = alias
+        patch = EmailServerPatch(settings=settings)
+        return self.update(owner, server_id, patch, version=version)
+
+    def test_next_certificate(
+        self,
+        owner: str,
+        server_id: str,
+        /,
+        *,
+        on_stage: Callable[[Stage], None] | None = None,
+    ) -> ConnectionTestResult:
+        """Test the server's next certificate on its own (the certificate and token stages
+        with it); a failed test is a result, not an error. The service keeps the outcome on
+        the server (``settings.next_certificate_test``): only a passing one may be promoted.
+        ``on_stage`` as in :meth:`test`."""
+        return self._run_test(self._next(owner, server_id) + "/test", None, on_stage)
+
+    def promote_next_certificate(
+        self, owner: str, server_id: str, /, *, version: int
+    ) -> EmailServer:
+        """The tested next certificate becomes the current one, in one change. TestRequired
+        when it has not passed a test; StaleVersion when the server changed since
+        ``version``."""
+        path = self._next(owner, server_id) + "/promote"
+        return _with_etag(self._http.request("POST", path, headers=_if_match(version)))
+
+    def drop_next_certificate(self, owner: str, server_id: str, /, *, version: int) -> EmailServer:
+        """Forget the next certificate; the current one stays as it is."""
+        path = self._next(owner, server_id)
+        return _with_etag(self._http.request("DELETE", path, headers=_if_match(version)))
 
     def delete(
         self,
@@ -287,6 +342,16 @@ class EmailServers(Resource):
 
     def _one(self, owner: str, server_id: str) -> str:
         return f"{self._base(owner)}/{segment(server_id, 'server_id')}"
+
+    def _next(self, owner: str, server_id: str) -> str:
+        return f"{self._one(owner, server_id)}/next-certificate"
+
+
+def _if_match(version: int) -> dict[str, str]:
+    """The header that makes a change apply only to the version last read."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"version must be the server's version (an int), not {version!r}.")
+    return {"If-Match": f'"{version}"'}
 
 
 def _spec_body(spec: object) -> dict[str, Any]:

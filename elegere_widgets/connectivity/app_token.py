@@ -11,6 +11,7 @@ since that is what it tests.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import threading
 import time
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
-from ..models import CertificateInfo
+from ..models import CertificateInfo, ConnectionTestResult, ServerType, Stage
 from ..models.fields import SECRET_MASK
 from .certificates import CertificateError, LoadedCredential, certificate_info, load_credential
 from .stages import Budget, Failure, StageFailed, StageRecorder
@@ -34,6 +35,7 @@ __all__ = [
     "TokenCache",
     "acquire_app_token",
     "default_token_cache",
+    "test_sign_in",
 ]
 
 PUBLIC_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -426,6 +428,37 @@ class AppSignIn:
             if secret:
                 text = text.replace(secret, SECRET_MASK)
         return text
+
+
+def test_sign_in(
+    registration: AppRegistration,
+    *,
+    server_type: ServerType,
+    authority_host: str,
+    scope: str,
+    budget_s: float,
+    ca_bundle: str | None = None,
+    progress: Callable[[Stage], None] | None = None,
+) -> ConnectionTestResult:
+    """The certificate and token stages alone, with a fresh token: what tells whether the
+    identity provider accepts a certificate (a next certificate, before it is promoted)."""
+    sign_in = AppSignIn(
+        registration,
+        authority_host=authority_host,
+        budget=Budget(budget_s),
+        ca_bundle=ca_bundle,
+        scope=scope,
+    )
+    recorder = StageRecorder(
+        server_type, explain=sign_in.explain, progress=progress, redact=sign_in.redact
+    )
+    sign_in.recorder = recorder
+    with contextlib.suppress(StageFailed):  # recorded already; the result says which and why
+        sign_in.token(sign_in.certificate())
+    return recorder.result()
+
+
+test_sign_in.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
 
 
 # ---------------------------------------------------------------- small parsers

@@ -1,7 +1,7 @@
 """What a settings field says about itself, read by the API, the forms and the redactors.
 
 A field's label is its ``title``, its help its ``description`` (both in the OpenAPI document).
-Two markers ride in ``Annotated`` metadata, where pydantic keeps them for us to read and
+Markers ride in ``Annotated`` metadata, where pydantic keeps them for us to read and
 leaves them out of the JSON Schema: :class:`Placeholder`, the example a form shows in the
 empty field, and :class:`WriteOnly`, which the :data:`WriteOnlySecret` / :data:`WriteOnlyBytes`
 types carry. Those two types are the only secrets: one serializer masks them unless a dump
@@ -48,6 +48,12 @@ class Derived:
 
 
 @dataclass(frozen=True)
+class OwnForm:
+    """A setting with a form of its own, not a row of the settings form: the next certificate,
+    uploaded, tested and promoted in Update's certificate rollover."""
+
+
+@dataclass(frozen=True)
 class WriteOnly:
     """Marks a secret: accepted, never shown (masked in dumps, left out of views)."""
 
@@ -89,6 +95,10 @@ def placeholder(field: FieldInfo) -> str:
 
 def is_derived(field: FieldInfo) -> bool:
     return any(isinstance(m, Derived) for m in field.metadata)
+
+
+def has_own_form(field: FieldInfo) -> bool:
+    return any(isinstance(m, OwnForm) for m in field.metadata)
 
 
 def choices(field: FieldInfo) -> tuple[tuple[str, str], ...]:

@@ -17,7 +17,7 @@ import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -41,6 +41,7 @@ from .connection import LastTest, ServerHealth, ServerType
 from .fields import (
     Choices,
     Derived,
+    OwnForm,
     Placeholder,
     WriteOnlyBytes,
     WriteOnlySecret,
@@ -208,8 +209,11 @@ class _Settings(BaseModel):
     _storable = field_validator("*", mode="before")(_storable_text)
 
     def public(self) -> dict[str, Any]:
-        """The settings without any secret."""
-        return self.model_dump(mode="json", exclude=set(self.secret_fields()))
+        """The settings without any secret (and no next certificate's alias without one)."""
+        public = self.model_dump(mode="json", exclude=set(self.secret_fields()))
+        if not self.has_next_certificate:
+            public.pop("next_certificate_alias", None)
+        return public
 
     def secrets(self) -> dict[str, str]:
         """The secrets that are set, as wire values (base64 for files)."""
@@ -224,8 +228,35 @@ class _Settings(BaseModel):
         return secret_fields(cls)
 
     def used_secret_fields(self) -> tuple[str, ...]:
-        """The write-only fields these settings sign in with (``secrets_set`` lists them)."""
-        return self.secret_fields()
+        """The write-only fields these settings sign in with (``secrets_set`` lists them), and
+        the next certificate's when one is held."""
+        if self.has_next_certificate:
+            return self.secret_fields()
+        return tuple(f for f in self.secret_fields() if f not in NEXT_CERTIFICATE_FIELDS)
+
+    @property
+    def has_next_certificate(self) -> bool:
+        return getattr(self, "next_certificate", None) is not None
+
+    @model_validator(mode="after")
+    def _next_certificate_comes_first(self) -> _Settings:
+        given = [
+            f
+            for f in NEXT_CERTIFICATE_FIELDS[1:]
+            if getattr(self, f, None) is not None and not self.has_next_certificate
+        ]
+        if given:
+            raise _field_errors(
+                [
+                    (
+                        f,
+                        f"{FIELD_LABELS[f]} goes with a Next Certificate: upload the next "
+                        "certificate's file too, or remove it.",
+                    )
+                    for f in given
+                ]
+            )
+        return self
 
 
 def _decode_certificate(v: Any) -> Any:
@@ -282,6 +313,29 @@ ClientIdField = Annotated[ClientId, *_CLIENT_ID]
 OptionalTenantIdField = Annotated[TenantId | None, *_TENANT_ID]
 OptionalClientIdField = Annotated[ClientId | None, *_CLIENT_ID]
 
+NextCertificateFile = Annotated[
+    WriteOnlyBytes,
+    BeforeValidator(_decode_certificate),
+    OwnForm(),
+    Field(
+        title="Next Certificate",
+        description="Write-only: the renewed certificate, held beside the current one until it "
+        "is tested and promoted (same files as Certificate).",
+    ),
+]
+NextCertificateAlias = Annotated[
+    str | None,
+    BeforeValidator(_blank_alias_is_none),
+    OwnForm(),
+    Placeholder("only for a .pfx that holds several keys"),
+    Field(title="Next Certificate Alias", description="Certificate Alias of the next certificate."),
+]
+NextCertificatePassword = Annotated[
+    WriteOnlySecret,
+    OwnForm(),
+    Field(title="Next Certificate Password", description="Write-only, for the next .pfx."),
+]
+
 #: The fields of an app registration's sign-in, in the form's order.
 APP_CREDENTIAL_FIELDS = (
     "tenant_id",
@@ -290,6 +344,24 @@ APP_CREDENTIAL_FIELDS = (
     "certificate_alias",
     "certificate_password",
 )
+
+#: A certificate's fields, named as the current one's: the next one's carry ``NEXT``.
+CERTIFICATE_FIELDS = ("certificate", "certificate_alias", "certificate_password")
+NEXT = "next_"
+#: The next certificate's fields (settings), stored and bound like the current one's.
+NEXT_CERTIFICATE_FIELDS = tuple(NEXT + name for name in CERTIFICATE_FIELDS)
+#: What the service derives and keeps with the settings (never typed): what may be shown of
+#: each certificate, and the last test of the next one.
+DERIVED_SETTINGS = ("certificate_info", "next_certificate_info", "next_certificate_test")
+#: Everything of the next certificate a server's stored settings may hold.
+NEXT_CERTIFICATE_STORED = (
+    *NEXT_CERTIFICATE_FIELDS,
+    "next_certificate_info",
+    "next_certificate_test",
+)
+
+#: What only OAuth 2.0 uses: the app registration's sign-in, and a next certificate for it.
+OAUTH_ONLY_FIELDS = (*APP_CREDENTIAL_FIELDS, *NEXT_CERTIFICATE_FIELDS)
 
 Authentication = Literal["password", "oauth2"]
 TlsMode = Literal["implicit", "starttls"]
@@ -333,6 +405,9 @@ class SmtpSettings(_Settings):
     certificate: CertificateFile = None
     certificate_alias: CertificateAlias = None
     certificate_password: CertificatePassword = None
+    next_certificate: NextCertificateFile = None
+    next_certificate_alias: NextCertificateAlias = None
+    next_certificate_password: NextCertificatePassword = None
     tls_mode: Annotated[TlsMode | None, Derived()] = Field(
         None,
         title="TLS mode",
@@ -362,7 +437,7 @@ class SmtpSettings(_Settings):
                     )
                 )
         else:
-            given = [f for f in APP_CREDENTIAL_FIELDS if getattr(self, f) is not None]
+            given = [f for f in OAUTH_ONLY_FIELDS if getattr(self, f) is not None]
             if given:
                 raise _field_errors(
                     [
@@ -382,13 +457,13 @@ class SmtpSettings(_Settings):
 
     def used_secret_fields(self) -> tuple[str, ...]:
         unused = other_sign_in_fields("smtp", self.authentication)
-        return tuple(f for f in self.secret_fields() if f not in unused)
+        return tuple(f for f in super().used_secret_fields() if f not in unused)
 
     def public(self) -> dict[str, Any]:
         # A password server stores and shows what it always did: no empty OAuth fields.
         public = super().public()
         if self.authentication == "password":
-            for name in ("authentication", *APP_CREDENTIAL_FIELDS):
+            for name in ("authentication", *OAUTH_ONLY_FIELDS):
                 public.pop(name, None)
         if public.get("tls_mode") is None:
             public.pop("tls_mode", None)
@@ -421,6 +496,9 @@ class GraphSettings(_Settings):
     certificate: CertificateFile = None
     certificate_alias: CertificateAlias = None
     certificate_password: CertificatePassword = None
+    next_certificate: NextCertificateFile = None
+    next_certificate_alias: NextCertificateAlias = None
+    next_certificate_password: NextCertificatePassword = None
 
     @property
     def uses_certificate(self) -> bool:
@@ -461,7 +539,7 @@ def other_sign_in_fields(server_type: str, authentication: str | None) -> tuple[
     Authentication leaves the stored ones behind (a password does not follow to OAuth 2.0)."""
     if server_type != "smtp":
         return ()
-    return ("password",) if authentication == "oauth2" else APP_CREDENTIAL_FIELDS
+    return ("password",) if authentication == "oauth2" else OAUTH_ONLY_FIELDS
 
 
 def reenter_secret_message(secret: str, moved: Sequence[str]) -> str:
@@ -481,6 +559,19 @@ def unreadable_secret_message(secret: str) -> str:
         f"The stored {label} cannot be opened with the service's secret key (the key it was "
         f"saved with is not configured): enter the {label} again."
     )
+
+
+SettingsT = TypeVar("SettingsT", bound=_Settings)
+
+
+def next_as_current(settings: SettingsT) -> SettingsT:
+    """The settings with the next certificate (file, alias, password) in the current one's
+    place, and no next one: what a test of the next certificate signs in with, and what
+    promoting it stores. Everything else stays, the TLS mode a test found out included."""
+    values = {**settings.public(), **settings.secrets()}
+    for name in CERTIFICATE_FIELDS:
+        values[name] = values.pop(NEXT + name, None)
+    return type(settings).model_validate(values)
 
 
 SETTINGS_BY_TYPE: dict[str, type[SmtpSettings] | type[GraphSettings]] = {
@@ -666,7 +757,29 @@ class CertificateInfo(BaseModel):
     has_private_key: bool = True
 
 
-class SmtpSettingsView(BaseModel):
+def _next_certificate_shown(dumped: dict[str, Any]) -> dict[str, Any]:
+    # A server without a next certificate reads as it always did: no empty next_* fields.
+    if dumped.get("next_certificate_info") is None:
+        for name in ("next_certificate_alias", "next_certificate_info", "next_certificate_test"):
+            dumped.pop(name, None)
+    return dumped
+
+
+class _NextCertificateView(BaseModel):
+    """What is shown of a next certificate (never its file or password)."""
+
+    next_certificate_alias: str | None = None
+    next_certificate_info: CertificateInfo | None = Field(
+        None, description="The next certificate, held beside the current one until promoted."
+    )
+    next_certificate_test: LastTest | None = Field(
+        None,
+        description="The last test of the next certificate (its certificate and token stages); "
+        "null: not tested since it was uploaded. Only a passing one lets it be promoted.",
+    )
+
+
+class SmtpSettingsView(_NextCertificateView):
     """SMTP settings as the service shows them: no password, no certificate."""
 
     server: str
@@ -692,10 +805,10 @@ class SmtpSettingsView(BaseModel):
             dumped.pop("certificate_info", None)
         if self.tls_mode is None:
             dumped.pop("tls_mode", None)
-        return dumped
+        return _next_certificate_shown(dumped)
 
 
-class GraphSettingsView(BaseModel):
+class GraphSettingsView(_NextCertificateView):
     """Microsoft Graph settings as the service shows them: no certificate, no password."""
 
     account: str
@@ -703,6 +816,10 @@ class GraphSettingsView(BaseModel):
     client_id: str
     certificate_alias: str | None = None
     certificate_info: CertificateInfo | None = None
+
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _next_certificate_shown(handler(self))
 
 
 Scope = Literal["workspace", "organization"]

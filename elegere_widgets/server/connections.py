@@ -57,6 +57,35 @@ def run_connection_test(
     )
 
 
+def run_sign_in_test(
+    ctx: ServiceContext,
+    settings: SmtpSettings | GraphSettings,
+    *,
+    progress: Callable[[Stage], None] | None = None,
+) -> ConnectionTestResult:
+    """The certificate and token stages of an app registration's settings (Graph, or SMTP
+    with OAuth 2.0), with the scope the server signs in for: a next certificate's test."""
+    from ..connectivity.app_token import AppRegistration, test_sign_in  # msal is heavy
+
+    if isinstance(settings, SmtpSettings):
+        oauth = smtp_oauth_endpoints(ctx)
+        authority, scope, ca_bundle = oauth.authority_host, oauth.scope, oauth.ca_bundle
+    else:
+        from ..connectivity.graph import GRAPH_SCOPE
+
+        authority, scope = ctx.settings.graph_authority_host, GRAPH_SCOPE
+        ca_bundle = _graph_ca_bundle(ctx)
+    return test_sign_in(
+        AppRegistration.of(settings),
+        server_type="smtp" if isinstance(settings, SmtpSettings) else "microsoft_graph",
+        authority_host=authority,
+        scope=scope,
+        budget_s=ctx.settings.test_budget_s,
+        ca_bundle=ca_bundle,
+        progress=progress,
+    )
+
+
 def send_test_message(
     ctx: ServiceContext, settings: SmtpSettings | GraphSettings, *, name: str, to: str
 ) -> SendOutcome:

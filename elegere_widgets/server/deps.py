@@ -22,6 +22,7 @@ from .context import ServiceContext
 from .scope import ADMIN_GRANTORS, SERVER_MANAGERS, Caller, Scope
 from .security import hash_token
 from .services.catalog import CatalogQueries
+from .services.certificate_rollover import CertificateRollover
 from .services.email_servers import EmailServerService
 from .services.messages import MessageService
 from .services.people import PeopleService, find_workspace
@@ -176,6 +177,13 @@ def email_servers(
 
 
 EmailServersDep = Annotated[EmailServerService, Depends(email_servers)]
+
+
+def certificate_rollover(servers: EmailServersDep) -> CertificateRollover:
+    return CertificateRollover(servers)
+
+
+RolloverDep = Annotated[CertificateRollover, Depends(certificate_rollover)]
 
 
 def people(session: SessionDep, caller: CallerDep) -> PeopleService:

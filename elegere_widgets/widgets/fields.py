@@ -18,7 +18,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
 
 from ..models import GraphServerSpec, SmtpServerSpec
-from ..models.fields import choices, is_derived, is_secret, label, placeholder
+from ..models.fields import choices, has_own_form, is_derived, is_secret, label, placeholder
 from .common import css, esc, set_visible
 
 Kind = Literal["text", "int", "bool", "password", "file", "choice"]
@@ -76,7 +76,7 @@ def form_fields(spec: type[SmtpServerSpec] | type[GraphServerSpec]) -> tuple[Fie
         *(
             FieldSpec.of(name, field)
             for name, field in settings.model_fields.items()
-            if not is_derived(field)
+            if not is_derived(field) and not has_own_form(field)
         ),
     )
 

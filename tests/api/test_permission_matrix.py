@@ -66,6 +66,9 @@ for prefix, access in (
         ("GET", "/{server_id}/delivery-summary"),
         ("GET", "/{server_id}/audit-events"),
         ("POST", "/{server_id}/send-test"),
+        ("POST", "/{server_id}/next-certificate/test"),
+        ("POST", "/{server_id}/next-certificate/promote"),
+        ("DELETE", "/{server_id}/next-certificate"),
     ):
         MATRIX[(method, prefix + suffix)] = access
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from elegere_widgets.client import Client
 from elegere_widgets.errors import InvalidSettings, NotFound
 from elegere_widgets.server.security import new_id
 from elegere_widgets.server.store.tables import DeliveryRow, ServerCheckRow
-from tests.fixtures.service import RunningService, add_server_row
+from tests.fixtures.service import RunningService, add_server_row, count_statements
 from tests.fixtures.smtp import SmtpPeer
 
 SALES = "ws_sales"
@@ -78,22 +75,6 @@ def test_checks_of_an_organization_server_and_what_is_not_visible(
         admin.email_servers.checks_page(SALES, "srv_sales_mailer", cursor="not-a-cursor")
 
 
-def _count_statements(service: RunningService, call: Any) -> int:
-    seen = [0]
-    lock = threading.Lock()
-
-    def count(*_args: Any) -> None:
-        with lock:
-            seen[0] += 1
-
-    event.listen(service.ctx.engine, "before_cursor_execute", count)
-    try:
-        call()
-    finally:
-        event.remove(service.ctx.engine, "before_cursor_execute", count)
-    return seen[0]
-
-
 def _add_history(service: RunningService, server_id: str, *, failing: bool) -> None:
     now = datetime.now(UTC)
     with service.ctx.sessions.begin() as s:
@@ -129,11 +110,11 @@ def test_health_on_the_list_costs_the_same_statements_for_few_or_many_servers(
 ) -> None:
     add_server_row(service, "srv_a0", "A0", SALES)
     _add_history(service, "srv_a0", failing=True)
-    few = _count_statements(service, lambda: admin.email_servers.list(SALES))
+    few = count_statements(service, lambda: admin.email_servers.list(SALES))
     for i in range(1, 12):
         add_server_row(service, f"srv_a{i}", f"A{i}", SALES)
         _add_history(service, f"srv_a{i}", failing=i % 2 == 0)
-    many = _count_statements(service, lambda: admin.email_servers.list(SALES))
+    many = count_statements(service, lambda: admin.email_servers.list(SALES))
     assert many == few
     listed = {s.id: s.health for s in admin.email_servers.list(SALES)}
     assert listed["srv_a2"] is not None and listed["srv_a2"].status == "failing"

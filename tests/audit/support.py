@@ -93,10 +93,19 @@ def insert_smtp_server(
 
 
 def insert_graph_server(
-    service: RunningService, ident: str, name: str, ws: str | None, *, not_after: datetime
+    service: RunningService,
+    ident: str,
+    name: str,
+    ws: str | None,
+    *,
+    not_after: datetime,
+    next_after: datetime | None = None,
+    next_tested: bool | None = None,
 ) -> None:
-    """A Microsoft Graph server whose certificate ends at ``not_after``."""
-    settings = {
+    """A Microsoft Graph server whose certificate ends at ``not_after``; with ``next_after``
+    it holds a next certificate ending then, tested (passed or failed) when ``next_tested``
+    is given."""
+    settings: dict[str, Any] = {
         "account": f"{ident}@acme.example",
         "tenant_id": "acme.example",
         "client_id": "11111111-2222-3333-4444-555555555555",
@@ -111,6 +120,22 @@ def insert_graph_server(
         },
     }
     now = datetime.now(UTC)
+    if next_after is not None:
+        settings["next_certificate_alias"] = None
+        settings["next_certificate_info"] = {
+            **settings["certificate_info"],
+            "subject": f"CN={name} next",
+            "thumbprint_sha256": "ef" * 32,
+            "not_after": next_after.isoformat(),
+        }
+    if next_tested is not None:
+        settings["next_certificate_test"] = {
+            "ok": next_tested,
+            "at": now.isoformat(),
+            "elapsed_ms": 300,
+            "detail": "passed" if next_tested else "failed at token: refused",
+            "thumbprint_sha256": "ef" * 32,
+        }
     row = EmailServerRow(
         id=ident,
         organization_id=ORG_ID,

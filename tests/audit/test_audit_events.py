@@ -113,7 +113,8 @@ def test_frame_has_a_typed_row_per_event_and_no_secret(
     assert frame["id"].dtype == "int64"
     assert isinstance(frame["action"].dtype, pd.CategoricalDtype)
     assert isinstance(frame["result"].dtype, pd.CategoricalDtype)
-    assert list(frame["action"].cat.categories[:5]) == list(audit.AUDIT_ACTIONS)
+    known = len(audit.AUDIT_ACTIONS)
+    assert list(frame["action"].cat.categories[:known]) == list(audit.AUDIT_ACTIONS)
     assert list(frame["result"].cat.categories[:2]) == list(audit.AUDIT_RESULTS)
 
     assert frame["id"].tolist() == [row.id for row in changed]  # newest first

@@ -82,6 +82,10 @@ def test_servers_frame_has_a_typed_row_per_server_per_workspace(
         "last_test_ok",
         "last_test_at",
         "certificate_days_left",
+        "certificate_expires_at",
+        "next_certificate_days_left",
+        "next_certificate_expires_at",
+        "next_certificate_tested",
         "exchange_online_basic_auth",
     ]
     assert str(frame["last_test_at"].dtype) == "datetime64[ns, UTC]"
@@ -124,6 +128,51 @@ def test_certificate_days_left_for_graph_servers(both: Client, service: RunningS
         "srv_graph_soon",
         "srv_graph_later",
     ]
+
+
+def test_the_servers_frame_shows_the_current_and_the_next_certificates_expiry(
+    both: Client, service: RunningService
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    soon, later = now + timedelta(days=10.5), now + timedelta(days=400.5)
+    insert_graph_server(service, "srv_graph_none", "Graph None", SALES, not_after=soon)
+    insert_graph_server(
+        service, "srv_graph_held", "Graph Held", SALES, not_after=soon, next_after=later
+    )
+    insert_graph_server(
+        service,
+        "srv_graph_ready",
+        "Graph Ready",
+        SALES,
+        not_after=soon,
+        next_after=later,
+        next_tested=True,
+    )
+    insert_graph_server(
+        service,
+        "srv_graph_refused",
+        "Graph Refused",
+        SALES,
+        not_after=soon,
+        next_after=later,
+        next_tested=False,
+    )
+
+    frame = audit.servers_frame(both, [SALES]).set_index("server_id")
+
+    assert str(frame["next_certificate_expires_at"].dtype) == "datetime64[ns, UTC]"
+    assert str(frame["next_certificate_tested"].dtype) == "boolean"
+    ready = frame.loc["srv_graph_ready"]
+    assert ready["certificate_expires_at"] == pd.Timestamp(soon)
+    assert ready["certificate_days_left"] == 10
+    assert ready["next_certificate_expires_at"] == pd.Timestamp(later)
+    assert ready["next_certificate_days_left"] == 400
+    assert ready["next_certificate_tested"]
+    assert not frame.loc["srv_graph_held", "next_certificate_tested"]  # not tested yet
+    assert not frame.loc["srv_graph_refused", "next_certificate_tested"]
+    none = frame.loc["srv_graph_none"]
+    assert pd.isna(none["next_certificate_expires_at"]) and pd.isna(none["next_certificate_tested"])
+    assert pd.isna(frame.loc["srv_sales_mailer", "certificate_expires_at"])  # SMTP: none
 
 
 def test_no_secret_reaches_any_frame(both: Client, service: RunningService) -> None:

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import models
 from ...errors import BadRequest
 from ...models.servers import check_email
-from ..deps import EmailServersDep, expected_version
+from ..deps import EmailServersDep, RolloverDep, expected_version
 from ..network_work import NetworkWork
 from ..services.email_servers import Prepared, Progress
 
@@ -251,6 +251,51 @@ def delete_server(
         )
     servers.delete(server_id, given.pop() if given else None, chosen.replacements)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{server_id}/next-certificate/test",
+    response_model=models.ConnectionTestResult,
+    responses={200: {"content": {NDJSON: {}}}},
+)
+async def test_next_certificate(
+    server_id: str,
+    rollover: RolloverDep,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Test the server's next certificate on its own: the certificate and token stages with
+    it. The outcome is kept on the server (`settings.next_certificate_test`); only a passing
+    one lets the next certificate be promoted. Streams like `/test` with
+    `Accept: application/x-ndjson`."""
+    return await _answer_test(
+        lambda progress: rollover.prepare_test(server_id, progress=progress),
+        rollover.servers,
+        accept,
+    )
+
+
+@router.post("/{server_id}/next-certificate/promote", response_model=models.EmailServer)
+def promote_next_certificate(
+    server_id: str,
+    rollover: RolloverDep,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> models.EmailServer:
+    """The tested next certificate becomes the current one, in one change (the version
+    grows). Needs `If-Match: "<version>"`; 428 when the next certificate has not passed a
+    test."""
+    return _etag(response, rollover.promote(server_id, expected_version(if_match)))
+
+
+@router.delete("/{server_id}/next-certificate", response_model=models.EmailServer)
+def drop_next_certificate(
+    server_id: str,
+    rollover: RolloverDep,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> models.EmailServer:
+    """Forget the next certificate; the current one stays. Needs `If-Match: "<version>"`."""
+    return _etag(response, rollover.drop(server_id, expected_version(if_match)))
 
 
 @router.post("/{server_id}/send-test", response_model=models.SendTestResult)

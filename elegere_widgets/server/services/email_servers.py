@@ -42,6 +42,7 @@ from ...models import (
     EmailServerPatch,
     FieldError,
     GraphSettings,
+    LastTest,
     Page,
     ReplacementChoice,
     SendTestResult,
@@ -53,6 +54,11 @@ from ...models import (
     field_errors,
 )
 from ...models.servers import (
+    DERIVED_SETTINGS,
+    FIELD_LABELS,
+    NEXT,
+    NEXT_CERTIFICATE_FIELDS,
+    NEXT_CERTIFICATE_STORED,
     CertificateInfo,
     GraphServerSpec,
     GraphSettingsView,
@@ -84,6 +90,7 @@ from ..store.tables import (
 from ..unreadable import SEALED_HEAD, UnreadableSecrets
 from .health import health_by_server
 from .messages import move_queued_messages
+from .next_certificate import NEXT_INFO, NEXT_TEST, test_of_next, with_next_test_kept
 from .replacements import Target, choices, move_per_workspace, targets_per_workspace
 from .senders import usable_server
 from .server_activity import audit_page, delivery_summary
@@ -95,8 +102,8 @@ SenderModel = type[CustomActionRow] | type[SchedulerJobRow]
 Progress = Callable[[Stage], None]
 T = TypeVar("T")
 
-# Shown with the settings, derived from the certificate; not a setting one can write.
-DERIVED_FIELDS = ("certificate_info",)
+# Shown with the settings, derived from the certificates; not settings one can write.
+DERIVED_FIELDS = DERIVED_SETTINGS
 #: Found out by a passing test, kept until the settings change: how Use SSL is met.
 TLS_MODE = "tls_mode"
 
@@ -237,17 +244,28 @@ _SHOWN_SETTINGS = {
 _SHOWN_CERTIFICATE = tuple(CertificateInfo.model_fields)
 
 
+_SHOWN_TEST = tuple(LastTest.model_fields)
+
+
 def _shown_settings(server_type: str, stored: Mapping[str, Any]) -> dict[str, Any]:
     """Only the view's fields leave the service, whatever else a row holds; days left change
-    every day, so they are derived when read, not when saved."""
+    every day, so they are derived when read, not when saved. A test of the next certificate
+    shows only while it is of the next certificate held now."""
     shown = {key: stored[key] for key in _SHOWN_SETTINGS[server_type] if key in stored}
-    info = shown.get("certificate_info")
-    if info:
-        not_after = datetime.fromisoformat(info["not_after"])
-        shown["certificate_info"] = {
-            **{key: info[key] for key in _SHOWN_CERTIFICATE if key in info},
-            "not_after": not_after,
-            "days_left": math.floor((not_after - _now()).total_seconds() / 86400),
+    for key in ("certificate_info", NEXT_INFO):
+        info = shown.get(key)
+        if info:
+            not_after = datetime.fromisoformat(info["not_after"])
+            shown[key] = {
+                **{name: info[name] for name in _SHOWN_CERTIFICATE if name in info},
+                "not_after": not_after,
+                "days_left": math.floor((not_after - _now()).total_seconds() / 86400),
+            }
+    if NEXT_INFO in shown:  # with or without a test: as the view shows it
+        test = test_of_next(stored)
+        shown[NEXT_TEST] = test and {
+            **{name: test[name] for name in _SHOWN_TEST if name in test},
+            "at": datetime.fromisoformat(test["at"]),
         }
     return shown
 
@@ -516,7 +534,25 @@ def _require_certificate(settings: AnySettings) -> None:
         )
 
 
-def _public_with_derived(settings: AnySettings) -> dict[str, Any]:
+def _refuse_next_certificate(settings: AnySettings) -> None:
+    """A next certificate is uploaded to a stored server (Update), never tested or added with
+    new settings: those sign in with the Certificate."""
+    given = [f for f in NEXT_CERTIFICATE_FIELDS if getattr(settings, f) is not None]
+    if given:
+        raise InvalidSettings(
+            field_errors=[
+                FieldError(
+                    field=f,
+                    message=f"{FIELD_LABELS[f]} is uploaded in the server's Update once the "
+                    "server is added (then tested and promoted there); a connection test and a "
+                    "new server use the Certificate: remove it here.",
+                )
+                for f in given
+            ]
+        )
+
+
+def public_with_derived(settings: AnySettings) -> dict[str, Any]:
     """The settings to store in clear: no secret, plus what may be shown of the certificate.
 
     Loading the certificate here is what makes a wrong password, a wrong alias, an expired or
@@ -524,28 +560,60 @@ def _public_with_derived(settings: AnySettings) -> dict[str, Any]:
     CPU (key derivation): callers run it outside any store transaction.
     """
     public = settings.public()
-    if settings.uses_certificate and settings.certificate is not None:
-        password = settings.certificate_password
-        try:
-            loaded = load_credential(
-                settings.certificate.get_secret_value(),
-                password=password.get_secret_value() if password else None,
-                alias=settings.certificate_alias,
-            )
-        except CertificateError as exc:
-            raise InvalidSettings(
-                field_errors=[FieldError(field=exc.field, message=str(exc))]
-            ) from None
-        public["certificate_info"] = certificate_info(loaded).model_dump(mode="json")
+    if not settings.uses_certificate:
+        return public
+    for prefix in ("", NEXT):  # the current certificate, then the next one: the same checks
+        info = _certificate_info(settings, prefix)
+        if info is not None:
+            public[f"{prefix}certificate_info"] = info.model_dump(mode="json")
+    current, upcoming = public.get("certificate_info"), public.get(NEXT_INFO)
+    if current and upcoming and current["thumbprint_sha256"] == upcoming["thumbprint_sha256"]:
+        raise InvalidSettings(
+            field_errors=[
+                FieldError(
+                    field="next_certificate",
+                    message="The Next Certificate is the certificate in use now (thumbprint "
+                    f"{current['thumbprint_sha1']}); upload the renewed certificate instead.",
+                )
+            ]
+        )
     return public
 
 
+def _certificate_info(settings: AnySettings, prefix: str) -> CertificateInfo | None:
+    """Load one certificate of the settings, the current one (``prefix`` "") or the next
+    one (``NEXT``), and say what may be shown of it; None when that one is not set."""
+    data = getattr(settings, f"{prefix}certificate")
+    if data is None:
+        return None
+    password = getattr(settings, f"{prefix}certificate_password")
+    try:
+        loaded = load_credential(
+            data.get_secret_value(),
+            password=password.get_secret_value() if password else None,
+            alias=getattr(settings, f"{prefix}certificate_alias"),
+        )
+    except CertificateError as exc:
+        message = f"Next Certificate: {exc}" if prefix else str(exc)
+        raise InvalidSettings(
+            field_errors=[FieldError(field=prefix + exc.field, message=message)]
+        ) from None
+    return certificate_info(loaded)
+
+
 def _reenter_missing_secrets(
-    row: EmailServerRow, given: Mapping[str, Any], moved: Sequence[str], settings: AnySettings
+    row: EmailServerRow,
+    given: Mapping[str, Any],
+    moved: Sequence[str],
+    settings: AnySettings,
+    unused: Sequence[str] = (),
 ) -> None:
     # Which secrets are stored is known without decrypting them. Those of the other way to
     # sign in are left behind, not carried: they need not be entered again.
-    unused = other_sign_in_fields(row.type, getattr(settings, "authentication", None))
+    unused = (
+        *unused,
+        *other_sign_in_fields(row.type, getattr(settings, "authentication", None)),
+    )
     missing = [
         name
         for name, stored in row.secrets_set.items()
@@ -578,7 +646,8 @@ def _send_secrets_only_as_stored(
     stored = _stored_public(row)
     new = settings.public()
     moved = [name for name in new if stored.get(name) != new[name]]
-    _reenter_missing_secrets(row, given, moved, settings)
+    # The next certificate goes with no connection test: it need not be entered again.
+    _reenter_missing_secrets(row, given, moved, settings, NEXT_CERTIFICATE_FIELDS)
 
 
 # ------------------------------------------------------------------ the commands
@@ -606,11 +675,11 @@ class EmailServerService:
             raise RuntimeError("this command needs a caller")
         return self.caller
 
-    def _audit(self, action: str, *, session: Session | None = None, **kwargs: Any) -> None:
+    def audit(self, action: str, *, session: Session | None = None, **kwargs: Any) -> None:
         if self.caller is not None:
             audit_log.record(session or self.session, self.caller, self.scope, action, **kwargs)
 
-    def _end_transaction(self) -> None:
+    def end_transaction(self) -> None:
         """End what the request has read so far (nothing was written): the slow step that
         follows (network, certificate) holds no transaction and, on SQLite, no write lock.
         A commit rather than a rollback keeps the loaded rows (the caller) usable."""
@@ -618,11 +687,11 @@ class EmailServerService:
 
     # ---------------------------------------------------------------- test
 
-    def _count_attempt(self) -> None:
+    def count_attempt(self) -> None:
         """Every attempt counts, before anything can refuse or fail it."""
         self.ctx.test_limiter.hit(self._actor.id, "connection tests and test messages")
 
-    def _take_slot(self) -> Slot:
+    def take_slot(self) -> Slot:
         return self.ctx.network.take(self.scope.own_key, self.scope.label)
 
     def prepare_test(
@@ -633,7 +702,8 @@ class EmailServerService:
 
         A streamed answer calls this before its first byte, so refusals stay plain 4xx answers.
         """
-        self._count_attempt()
+        self.count_attempt()
+        _refuse_next_certificate(spec.settings)
         values = _wire(spec.settings)
         record_on: str | None = None
         if spec.server_id:
@@ -645,20 +715,27 @@ class EmailServerService:
                     ]
                 )
             stored_secrets = _stored_secrets(self.ctx, row, spec.settings.secrets())
-            unused = other_sign_in_fields(row.type, values.get("authentication"))
+            # The next certificate has a test of its own (``CertificateRollover``).
+            unused = (
+                *other_sign_in_fields(row.type, values.get("authentication")),
+                *NEXT_CERTIFICATE_FIELDS,
+            )
             stored_secrets = {k: v for k, v in stored_secrets.items() if k not in unused}
             settings = _validate(spec.type, {**stored_secrets, **values})
             _send_secrets_only_as_stored(row, settings, spec.settings.secrets())
             # Only a test of the server as stored, by its own scope, is that server's record.
-            as_stored = _wire(settings) == {**_stored_public(row), **stored_secrets}
+            stored_public = {
+                k: v for k, v in _stored_public(row).items() if k not in NEXT_CERTIFICATE_STORED
+            }
+            as_stored = _wire(settings) == {**stored_public, **stored_secrets}
             if self._owns(row) and as_stored:
                 record_on = row.id
         else:
             settings = _validate(spec.type, values)
         _require_certificate(settings)
         server_id = spec.server_id
-        self._end_transaction()  # before any network I/O
-        slot = self._take_slot()
+        self.end_transaction()  # before any network I/O
+        slot = self.take_slot()
         return Prepared(
             slot, lambda: self._run_and_record(spec.type, settings, server_id, record_on, progress)
         )
@@ -670,13 +747,13 @@ class EmailServerService:
         check tests them. Kept as the server's check (its health follows) when this scope owns
         the server; an inherited one's record is its Organization's. No receipt: nothing is
         added with it."""
-        self._count_attempt()
+        self.count_attempt()
         row = self.queries.visible_row(server_id)
         settings = stored_server_settings(self.ctx, row)
         _require_certificate(settings)
         server_type, record_on = row.type, row.id if self._owns(row) else None
-        self._end_transaction()  # before any network I/O
-        slot = self._take_slot()
+        self.end_transaction()  # before any network I/O
+        slot = self.take_slot()
         return Prepared(
             slot,
             lambda: self._run_and_record(
@@ -724,7 +801,7 @@ class EmailServerService:
                         .values(settings={**stored.settings, TLS_MODE: tls_mode})
                         .execution_options(synchronize_session=False)
                     )
-            self._audit(
+            self.audit(
                 "test",
                 server_id=server_id,
                 result="ok" if result.ok else "failed",
@@ -741,6 +818,7 @@ class EmailServerService:
         spent by this create (a second create with it is refused)."""
         settings = spec.settings
         _require_certificate(settings)
+        _refuse_next_certificate(settings)
         self.queries.check_name_free(spec.name)
         receipt = self.ctx.receipts.verify(
             spec.test_token,
@@ -795,8 +873,8 @@ class EmailServerService:
         server_id: str | None = None,
         times: tuple[datetime | None, datetime | None] = (None, None),
     ) -> EmailServer:
-        self._end_transaction()
-        public = _public_with_derived(settings)  # may be slow: outside any transaction
+        self.end_transaction()
+        public = public_with_derived(settings)  # may be slow: outside any transaction
         if receipt is not None:
             self._spend(receipt)
         secrets = settings.secrets()
@@ -829,7 +907,7 @@ class EmailServerService:
                     source="manual",
                 )
             )
-        self._audit(
+        self.audit(
             "create",
             server_id=row.id,
             changed_fields=["name", "type", *settings.public(), *secrets],
@@ -867,7 +945,7 @@ class EmailServerService:
     def update(self, server_id: str, patch: EmailServerPatch, expected_version: int) -> EmailServer:
         """Partial update of the version the caller read; omitted fields and secrets stay."""
         row = self.queries.own_row(server_id)
-        self._check_version(row, expected_version)
+        self.check_version(row, expected_version)
         given = {k: v for k, v in patch.settings.items() if v is not None}
         stored = {**_stored_public(row), **_stored_secrets(self.ctx, row, given)}
         authentication = given.get("authentication", stored.get("authentication"))
@@ -885,11 +963,11 @@ class EmailServerService:
         routing = self._routing_changes(row, patch)
         public: dict[str, Any] | None = None
         if changed:
-            self._end_transaction()
-            public = _public_with_derived(settings)  # may be slow: outside any transaction
+            self.end_transaction()
+            public = public_with_derived(settings)  # may be slow: outside any transaction
             # Changed in between? The version says so, and nothing is written.
             row = self.queries.own_row(server_id, for_update=True)
-            self._check_version(row, expected_version)
+            self.check_version(row, expected_version)
         else:
             row = self.queries.own_row(server_id, for_update=True)
         if renamed and patch.name is not None:
@@ -899,14 +977,15 @@ class EmailServerService:
                 setattr(row, key, value)
             row.updated_at = _now()
             if public is None:
-                self._audit("update", server_id=row.id, changed_fields=sorted(routing))
+                self.audit("update", server_id=row.id, changed_fields=sorted(routing))
         if public is not None:
-            secrets = settings.secrets()
-            row.settings = public
-            row.secrets_sealed = self.ctx.box.seal(secrets) if secrets else None
-            row.secrets_set = {f: f in secrets for f in settings.used_secret_fields()}
-            row.updated_at = _now()
-            self._audit("update", server_id=row.id, changed_fields=changed + sorted(routing))
+            self.write_settings(row, settings, self._kept_derived(row, public, changed))
+            self.audit("update", server_id=row.id, changed_fields=changed + sorted(routing))
+        self.commit_change(row)
+        return self.queries.model(row)
+
+    def commit_change(self, row: EmailServerRow) -> None:
+        """Commit the change of a locked row: another save at the same time is StaleVersion."""
         try:
             self._commit_or_name_taken(row.name)
         except StaleDataError:
@@ -915,7 +994,29 @@ class EmailServerService:
                 f"'{row.name}' was changed by someone else at the same time; reload it and make "
                 "your change again."
             ) from None
-        return self.queries.model(row)
+
+    def write_settings(
+        self, row: EmailServerRow, settings: AnySettings, public: dict[str, Any]
+    ) -> None:
+        """Store new settings on a locked row: ``public`` in the clear (with what was derived
+        from them), the secrets sealed; the caller commits (the version grows)."""
+        secrets = settings.secrets()
+        row.settings = public
+        row.secrets_sealed = self.ctx.box.seal(secrets) if secrets else None
+        row.secrets_set = {f: f in secrets for f in settings.used_secret_fields()}
+        row.updated_at = _now()
+
+    @staticmethod
+    def _kept_derived(
+        row: EmailServerRow, public: dict[str, Any], changed: Sequence[str]
+    ) -> dict[str, Any]:
+        """What tests found out and a change leaves true: the TLS mode, when only the next
+        certificate changed (it does not sign in to the SMTP server yet); the next
+        certificate's test, while it is of the same certificate, tenant, app and account."""
+        changed = [name for name in changed if name != "name"]  # a name is no setting
+        if row.settings.get(TLS_MODE) and set(changed) <= set(NEXT_CERTIFICATE_FIELDS):
+            public = {**public, TLS_MODE: row.settings[TLS_MODE]}
+        return with_next_test_kept(row.type, row.settings, public, changed)
 
     def _routing_changes(self, row: EmailServerRow, patch: EmailServerPatch) -> dict[str, Any]:
         """The fallback and pace the patch sets (given, also as null) and that differ."""
@@ -955,7 +1056,7 @@ class EmailServerService:
             )
 
     @staticmethod
-    def _check_version(row: EmailServerRow, expected: int) -> None:
+    def check_version(row: EmailServerRow, expected: int) -> None:
         if row.version != expected:
             raise StaleVersion(
                 f"'{row.name}' was changed by someone else since you loaded it (you have version "
@@ -999,7 +1100,7 @@ class EmailServerService:
         if failed:
             detail = "; ".join(filter(None, [detail, f"{failed} queued message(s) failed"]))
         self.session.delete(row)
-        self._audit("delete", server_id=row.id, detail=detail)
+        self.audit("delete", server_id=row.id, detail=detail)
         self.session.commit()
 
     def replacement_choices(self, server_id: str) -> list[ReplacementChoice]:
@@ -1063,14 +1164,14 @@ class EmailServerService:
     def prepare_send_test(self, server_id: str, to: str) -> Prepared[SendTestResult]:
         """Every check that can refuse sending a real test message through a stored server;
         the sending (and its record as a delivery) is the work."""
-        self._count_attempt()
+        self.count_attempt()
         # Own and inherited alike: a test message changes nothing of the server, and a
         # Workspace Admin needs to know that the Organization's server carries its mail.
         row = self.queries.visible_row(server_id)
         settings = stored_server_settings(self.ctx, row)
         name = row.name
-        self._end_transaction()  # no transaction is held while the message is sent
-        slot = self._take_slot()
+        self.end_transaction()  # no transaction is held while the message is sent
+        slot = self.take_slot()
         return Prepared(slot, lambda: self._send_and_record(settings, server_id, name, to))
 
     def _send_and_record(
@@ -1091,7 +1192,7 @@ class EmailServerService:
         )
         with self.ctx.sessions() as session:
             session.add(delivery)
-            self._audit(
+            self.audit(
                 "send_test",
                 server_id=server_id,
                 result="ok" if outcome.ok else "failed",

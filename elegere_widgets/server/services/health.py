@@ -3,7 +3,8 @@
 - **expired**: its certificate (Graph ``certificate_info.not_after``) has passed;
 - **failing**: its last three checks failed, or nothing it sent in 24 h was delivered while
   messages failed or were deferred;
-- **expiring**: its certificate expires within 30 days;
+- **expiring**: its certificate expires within 30 days, unless a next certificate that
+  expires later has passed its test (it only waits to be promoted);
 - **degraded**: its last check failed, or more than 10 % of the last 24 h's deliveries
   failed or were deferred;
 - **healthy** otherwise.
@@ -25,6 +26,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from ..store.tables import DeliveryRow, ServerCheckRow
+from .next_certificate import tested_next_end
 
 __all__ = [
     "EXPIRY_WARNING_DAYS",
@@ -67,13 +69,25 @@ def _health(status: str, since: datetime | None, reason: str) -> dict[str, Any]:
     return {"status": status, "since": since, "reason": reason}
 
 
-def classify(signals: ServerSignals, not_after: datetime | None, now: datetime) -> dict[str, Any]:
-    """The health document (``ServerHealth``'s values) of one server."""
+def classify(
+    signals: ServerSignals,
+    not_after: datetime | None,
+    now: datetime,
+    tested_next_after: datetime | None = None,
+) -> dict[str, Any]:
+    """The health document (``ServerHealth``'s values) of one server; ``tested_next_after``
+    is when its next certificate expires, if that one passed its test."""
+    covered = tested_next_after is not None and (not_after is None or tested_next_after > not_after)
     if not_after is not None and not_after <= now:
         return _health(
             "expired",
             not_after,
-            f"The certificate expired on {not_after:%Y-%m-%d}; upload a renewed one.",
+            f"The certificate expired on {not_after:%Y-%m-%d}; "
+            + (
+                "promote the tested next certificate."
+                if covered
+                else "upload a renewed one (as the next certificate), test it and promote it."
+            ),
         )
     checks = signals.checks
     streak = checks[:FAILING_CHECKS]
@@ -89,13 +103,14 @@ def classify(signals: ServerSignals, not_after: datetime | None, now: datetime) 
             signals.first_bad_at,
             f"Nothing was delivered in 24 h; {signals.bad} attempt(s) failed or were deferred.",
         )
-    if not_after is not None and not_after - now <= timedelta(days=EXPIRY_WARNING_DAYS):
+    expiring = not_after is not None and not_after - now <= timedelta(days=EXPIRY_WARNING_DAYS)
+    if not_after is not None and expiring and not covered:
         days = math.floor((not_after - now).total_seconds() / 86400)
         return _health(
             "expiring",
             not_after - timedelta(days=EXPIRY_WARNING_DAYS),
             f"The certificate expires in {days} day(s), on {not_after:%Y-%m-%d}; upload a "
-            "renewed one before then.",
+            "renewed one as the next certificate, test it and promote it before then.",
         )
     if checks and not checks[0][0]:
         return _health("degraded", checks[0][1], f"The last check {checks[0][2]}.")
@@ -179,6 +194,8 @@ def health_by_server(
     """Every listed server's health document."""
     signals = signals_by_server(session, ids, now)
     return {
-        server_id: classify(signals.get(server_id, ServerSignals()), certificate_end(s), now)
+        server_id: classify(
+            signals.get(server_id, ServerSignals()), certificate_end(s), now, tested_next_end(s)
+        )
         for server_id, s in settings_by_id.items()
     }

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from ...connectivity.smtp import process_token_cache
 from ...models import SETTINGS_BY_TYPE, GraphSettings, SmtpSettings
+from ...models.servers import DERIVED_SETTINGS
 from ..connections import smtp_oauth_endpoints
 from ..context import ServiceContext
 from ..rate_limit import make_storage
@@ -56,8 +57,8 @@ GRAPH_DEFAULT_PACE = 30
 #: Outcomes written per transaction. A transaction (and its fsync) per message cost more
 #: than the send itself; a killed worker resends at most this many per thread.
 RECORD_EVERY = 10
-#: Settings that are shown but not sent (derived when the server was saved).
-_DERIVED = ("certificate_info",)
+#: Settings that are shown but not sent (derived when the server was saved, or by tests).
+_DERIVED = DERIVED_SETTINGS
 
 Clock = Callable[[], datetime]
 
