@@ -10,6 +10,7 @@ from .details import ServerDetailsView
 from .dialogs import DeleteDialog
 from .forms import GraphForm, ServerForm, SmtpForm
 from .panel import EmailServersPanel
+from .rollover import CertificateRolloverView, RolloverCalls
 from .server_actions import SendTestView, TestNowView
 from .table import ServerRow, ServersTable
 from .update import UpdateServerView
@@ -17,9 +18,11 @@ from .wizard import AddServerWizard
 
 __all__ = [
     "AddServerWizard",
+    "CertificateRolloverView",
     "DeleteDialog",
     "EmailServersPanel",
     "GraphForm",
+    "RolloverCalls",
     "SendTestView",
     "ServerDetailsView",
     "ServerForm",

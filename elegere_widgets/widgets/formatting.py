@@ -136,14 +136,14 @@ def stages_html(stages: Sequence[Stage]) -> str:
     return '<table class="elegere-stage-table">' + "".join(rows) + "</table>"
 
 
-def result_summary(result: ConnectionTestResult) -> str:
-    """One sentence on the whole test."""
+def result_summary(result: ConnectionTestResult, what: str = "Connection test") -> str:
+    """One sentence on the whole test (``what``: the test's name)."""
     if result.ok:
-        return f"Connection test passed in {result.elapsed_ms} ms."
+        return f"{what} passed in {result.elapsed_ms} ms."
     failed = result.failed_stage
     if failed is None:
-        return f"Connection test failed after {result.elapsed_ms} ms."
-    what = f"Connection test failed at {stage_title(failed.name)}"
+        return f"{what} failed after {result.elapsed_ms} ms."
+    what = f"{what} failed at {stage_title(failed.name)}"
     hint = f": {failed.hint}" if failed.hint else (f": {failed.detail}" if failed.detail else "")
     return what + hint.rstrip(".") + "."
 

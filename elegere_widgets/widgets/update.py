@@ -5,6 +5,10 @@ Below the settings, how the worker routes the server's mail: the fallback server
 ``choices``, the scope's servers, never the server itself; or None) and an optional pace
 (max per minute).
 
+A server that signs in with a certificate (Microsoft Graph, SMTP with OAuth 2.0) also gets the
+certificate rollover (``rollover``: the calls bound to this server, see ``widgets.rollover``):
+upload the next certificate, test it, promote it or drop it; each change reloads the form.
+
 Save calls ``on_save(patch, version)`` with only what changed; a StaleVersion (someone else
 saved first) says so and shows Reload, which calls ``on_reload()``: the owner fetches the
 server again and hands it to :meth:`UpdateServerView.load`.
@@ -33,6 +37,7 @@ from .common import (
 from .connection_test import ConnectionTestView, TestCall
 from .forms import ServerForm, form_for
 from .palette import var
+from .rollover import CertificateRolloverView, RolloverCalls, uses_certificate
 from .state import Spec, TestTracker, fingerprint
 
 ROUTING_FIELDS = ("fallback_server_id", "max_per_minute")
@@ -51,6 +56,7 @@ class UpdateServerView(ipywidgets.VBox):
         on_test: TestCall | None = None,
         run_in_thread: Runner | None = None,
         choices: Sequence[EmailServer] = (),
+        rollover: RolloverCalls | None = None,
     ) -> None:
         self.server = server
         self.choices = list(choices)
@@ -71,6 +77,13 @@ class UpdateServerView(ipywidgets.VBox):
                 run_in_thread=run_in_thread,
             )
         self.test_button = self.tester.test_button if self.tester else None
+        # A server that signs in with a certificate rolls it over here (as stored: an SMTP
+        # server switched to OAuth 2.0 gets it once saved).
+        self.rollover: CertificateRolloverView | None = None
+        if rollover is not None and uses_certificate(server):
+            self.rollover = CertificateRolloverView(
+                server, rollover, on_changed=self._server_changed, run_in_thread=run_in_thread
+            )
         self.save_button = button("Save", "elegere-save", icon="save", button_style="primary")
         self.cancel_button = button("Cancel", "elegere-cancel-update")
         self.reload_button = button("Reload", "elegere-reload", icon="refresh")
@@ -101,6 +114,8 @@ class UpdateServerView(ipywidgets.VBox):
         ]
         if self.tester is not None:
             children.append(self.tester)
+        if self.rollover is not None:
+            children.append(self.rollover)
         children += [
             ipywidgets.HBox([self.save_button, self.cancel_button, self.reload_button]),
             self.status,
@@ -132,8 +147,21 @@ class UpdateServerView(ipywidgets.VBox):
             self.tester.status.clear()
         set_visible(self.reload_button, False)
         self._show_title()
+        if self.rollover is not None:
+            self.rollover.load(server)
         self.status.info(f"Reloaded '{server.name}' (version {server.version}).")
         self._refresh()
+
+    def _server_changed(self, server: EmailServer, message: str) -> None:
+        """The rollover changed the server (a new version): the form shows it as stored now,
+        so that Save works on it; what was typed in the settings and not saved is lost."""
+        self.server = server
+        self.form.load(server)
+        self._show_title()
+        if self.rollover is not None:
+            self.rollover.load(server)
+        set_visible(self.reload_button, False)
+        self.status.ok(message)
 
     def _show_routing(self) -> None:
         """The fallback choices (the scope's servers but this one) and the stored values."""
@@ -253,4 +281,7 @@ class UpdateServerView(ipywidgets.VBox):
         form = getattr(self, "form", None)
         if form is not None:
             form.clear_secrets()
+        rollover = getattr(self, "rollover", None)
+        if rollover is not None:
+            rollover.close()
         close_tree(self)
