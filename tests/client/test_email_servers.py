@@ -229,3 +229,43 @@ def test_catalog_lists(client: Client, fake: FakeService, attr: str) -> None:
 
     assert [i.email_server_id for i in items] == ["srv_1"]
     assert fake.last.url.path == f"/api/v1/workspaces/ws_1/{attr.replace('_', '-')}"
+
+
+def test_the_rollover_calls_on_the_wire(client: Client, fake: FakeService) -> None:
+    fake.answer(
+        httpx.Response(200, json=server_json(version=4), headers={"ETag": '"4"'}),
+        httpx.Response(200, json={**PASSED, "test_token": None}),
+        httpx.Response(200, json=server_json(version=5), headers={"ETag": '"5"'}),
+        httpx.Response(200, json=server_json(version=6), headers={"ETag": '"6"'}),
+    )
+
+    held = client.email_servers.upload_next_certificate(
+        "ws_1", "srv_1", certificate=CERT, password=CERT_PASSWORD, version=3
+    )
+    tested = client.email_servers.test_next_certificate("ws_1", "srv_1")
+    promoted = client.email_servers.promote_next_certificate("ws_1", "srv_1", version=4)
+    dropped = client.email_servers.drop_next_certificate("ws_1", "srv_1", version=5)
+
+    upload, test, promote, drop = fake.requests
+    assert (upload.method, upload.headers["If-Match"]) == ("PATCH", '"3"')
+    assert body_of(upload) == {
+        "settings": {
+            "next_certificate": base64.b64encode(CERT).decode(),
+            "next_certificate_password": CERT_PASSWORD,
+        }
+    }
+    next_path = "/api/v1/workspaces/ws_1/email-servers/srv_1/next-certificate"
+    assert (test.method, test.url.path, test.content) == ("POST", f"{next_path}/test", b"")
+    assert (promote.method, promote.url.path) == ("POST", f"{next_path}/promote")
+    assert promote.headers["If-Match"] == '"4"'
+    assert (drop.method, drop.url.path, drop.headers["If-Match"]) == ("DELETE", next_path, '"5"')
+    assert (held.version, tested.ok, promoted.version, dropped.version) == (4, True, 5, 6)
+    with pytest.raises(TypeError, match="certificate file's content"):
+        client.email_servers.upload_next_certificate(
+            "ws_1",
+            "srv_1",
+            certificate="not bytes",
+            version=3,  # type: ignore[arg-type]
+        )
+    with pytest.raises(ValueError, match="version must be the server's version"):
+        client.email_servers.promote_next_certificate("ws_1", "srv_1", version=True)
