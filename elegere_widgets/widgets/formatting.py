@@ -219,8 +219,9 @@ def certificate_cell(server: EmailServer, now: datetime | None = None) -> Certif
     """The Certificate column of a server: its certificate's end, prominent within
     ``EXPIRY_WARNING_DAYS``; a dash for a server that signs in with a password.
 
-    A tested successor (``next_certificate_info``, when the service shows one) is the place
-    to extend this: it makes a near end no alarm.
+    A next certificate (the rollover's) adds its own end and where its test stands; one that
+    passed its test and outlives the current one takes the alarm off a near end, as it does
+    off the health: it only waits to be promoted.
     """
     if not uses_certificate(server):
         return CertificateCell("—", tip="Signs in with a password: no certificate.")
@@ -229,7 +230,26 @@ def certificate_cell(server: EmailServer, now: datetime | None = None) -> Certif
         return CertificateCell(
             "— unknown", "warning", "The service did not say when the certificate expires."
         )
-    return certificate_expiry(info, now)
+    cell = certificate_expiry(info, now)
+    upcoming = server.settings.next_certificate_info
+    if upcoming is None:
+        return cell
+    test = server.settings.next_certificate_test
+    passed = test is not None and test.ok
+    state = "tested" if passed else "test failed" if test is not None else "not tested"
+    step = "promote it in Settings" if passed else "test it in Settings, then promote it"
+    covered = passed and upcoming.not_after > info.not_after and cell.tone == "warning"
+    if covered:  # no alarm, and no advice to upload what is there already
+        cell = CertificateCell(
+            f"until {info.not_after:%Y-%m-%d}",
+            tip=f"{info.subject}, valid until {when(info.not_after)}.",
+        )
+    return CertificateCell(
+        f"{cell.text} · next until {upcoming.not_after:%Y-%m-%d} ({state})",
+        cell.tone,
+        f"{cell.tip} Next certificate: {upcoming.subject}, valid until "
+        f"{when(upcoming.not_after)}: {step}.",
+    )
 
 
 def certificate_expiry(info: CertificateInfo, now: datetime | None = None) -> CertificateCell:

@@ -28,7 +28,7 @@ from .fields import FieldRow, FieldSpec, uploaded_name
 from .formatting import result_summary
 from .state import TestStatus, TestTracker
 
-__all__ = ["CertificateRolloverView", "RolloverApi", "RolloverCalls", "uses_certificate"]
+__all__ = ["CertificateRolloverView", "RolloverApi", "RolloverCalls"]
 
 
 class RolloverApi(Protocol):
@@ -90,13 +90,6 @@ NEXT_TEST_WORDING = Wording(
     cancel_class="elegere-cancel-test-next",
     summarize=lambda result: result_summary(result, "Next certificate test"),
 )
-
-
-def uses_certificate(server: EmailServer) -> bool:
-    """Whether the server signs in with a certificate (Graph, or SMTP with OAuth 2.0)."""
-    return server.type == "microsoft_graph" or getattr(server.settings, "authentication", "") == (
-        "oauth2"
-    )
 
 
 def _certificate_text(info: CertificateInfo) -> str:

@@ -35,9 +35,10 @@ from .common import (
     set_visible,
 )
 from .connection_test import ConnectionTestView, TestCall
+from .formatting import uses_certificate
 from .forms import ServerForm, form_for
 from .palette import var
-from .rollover import CertificateRolloverView, RolloverCalls, uses_certificate
+from .rollover import CertificateRolloverView, RolloverCalls
 from .state import Spec, TestTracker, fingerprint
 
 ROUTING_FIELDS = ("fallback_server_id", "max_per_minute")

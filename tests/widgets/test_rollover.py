@@ -4,13 +4,14 @@ service and the local identity provider."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from elegere_widgets.client import Client
 from elegere_widgets.models import EmailServer, GraphServerSpec, GraphSettings
-from elegere_widgets.widgets import RolloverCalls, UpdateServerView
+from elegere_widgets.widgets import EmailServersPanel, RolloverCalls, ServerRow, UpdateServerView
 from elegere_widgets.widgets.fields import upload_value
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, IdentityProvider, Tenant
@@ -187,3 +188,50 @@ def test_drop_the_next_certificate_and_a_password_server_has_no_rollover(
     password_server = update_view(admin, admin.email_servers.get(SALES, "srv_sales_mailer"))
     views.append(password_server)
     assert password_server.rollover is None
+
+
+def test_the_certificate_column_shows_the_next_one_and_a_tested_one_takes_the_alarm_off(
+    admin: Client,
+    idp: IdentityProvider,
+    tenant: Tenant,
+    next_cert: CertAndKey,
+    make_panel: Callable[..., EmailServersPanel],
+) -> None:
+    soon = make_cert(
+        "elegere-widget-soon",
+        key=rsa_key(62),
+        not_after=datetime.now(UTC) + timedelta(days=20.5),
+    )
+    app = idp.add_app(tenant, certificates=[soon.cert, next_cert.cert])
+    spec = GraphServerSpec(
+        name="Sales Graph",
+        settings=GraphSettings(
+            account=SALES_MAILBOX,
+            tenant_id=tenant.id,
+            client_id=app.client_id,
+            certificate=to_pfx(soon),
+        ),
+    )
+    tested = admin.email_servers.test(SALES, spec)
+    server = admin.email_servers.create(SALES, spec, test_token=tested.test_token or "")
+    admin.email_servers.upload_next_certificate(
+        SALES, server.id, certificate=to_pfx(next_cert), version=server.version
+    )
+    next_end = f"{next_cert.cert.not_valid_after_utc:%Y-%m-%d}"
+
+    def row(panel: EmailServersPanel) -> ServerRow:
+        return next(r for r in panel.table.rows if r.cells[0] == "Sales Graph")
+
+    held = row(make_panel(admin))
+    assert held.cells[7] == f"⚠ expires in 20 days · next until {next_end} (not tested)"
+    assert "elegere-cert-soon" in held.certificate_label.value
+    assert "test it in Settings, then promote it" in (held.certificate_label.tooltip or "")
+    assert held.cells[6].startswith("Expiring")
+
+    assert admin.email_servers.test_next_certificate(SALES, server.id).ok
+    ready = row(make_panel(admin))
+    soon_end = f"{soon.cert.not_valid_after_utc:%Y-%m-%d}"
+    assert ready.cells[7] == f"until {soon_end} · next until {next_end} (tested)"
+    assert "elegere-cert-soon" not in ready.certificate_label.value  # no alarm: promote it
+    assert "promote it in Settings" in (ready.certificate_label.tooltip or "")
+    assert ready.cells[6].startswith("Healthy")
