@@ -1,7 +1,8 @@
 """Microsoft Graph connection test and sending: app-only, with a certificate, over msal.
 
 ``test_graph`` walks certificate → token → mailbox → send_permission and sends nothing;
-``send_graph`` walks certificate → token → send and posts one message. Network and protocol
+``send_graph`` walks certificate → token → send and posts one message (its ``progress`` hears
+each stage as it ends, as a test's does). Network and protocol
 problems never raise: they become a failed stage whose hint names what to change, in the
 Azure portal or in the form. The whole run ends within its time budget: every network call
 runs in a daemon thread that is abandoned at the deadline (msal has no overall timeout, and
@@ -24,7 +25,7 @@ import requests
 from ..models import ConnectionTestResult, GraphSettings, Stage
 from ..models.fields import SECRET_MASK
 from .app_token import PUBLIC_AUTHORITY_HOST, AppRegistration, AppSignIn
-from .smtp import SendOutcome, said
+from .smtp import SendOutcome, sent_outcome
 from .stages import Budget, Failure, StageFailed, StageRecorder
 
 __all__ = [
@@ -128,24 +129,22 @@ def send_graph(
     budget_s: float = 30.0,
     ca_bundle: str | None = None,
     scope: str = GRAPH_SCOPE,
+    progress: Callable[[Stage], None] | None = None,
 ) -> SendOutcome:
     """Send one plain-text message as ``account`` with ``POST /users/{account}/sendMail``.
 
     Graph answers 202 when it *accepted* the message: delivery happens later, and the detail
     says so. Every network or protocol problem is a failed ``SendOutcome``, never an exception.
+    ``progress`` gets each stage (certificate → token → send) as it ends.
     """
-    run = _GraphRun(settings, authority_host, graph_base_url, budget_s, ca_bundle, scope, None)
+    run = _GraphRun(settings, authority_host, graph_base_url, budget_s, ca_bundle, scope, progress)
     try:
         credential = run.certificate()
         token = run.token(credential)
         run.send(token, to=to, subject=subject, body=body)
     except StageFailed:
-        failed = run.recorder.failed
-        assert failed is not None
-        return SendOutcome(
-            ok=False, detail=f"Failed at {failed.name}: {said(failed.detail, failed.hint)}"
-        )
-    return SendOutcome(ok=True, detail=run.recorder.stages[-1].detail)
+        pass  # recorded already; the outcome says which stage and why
+    return sent_outcome(run.recorder)
 
 
 def send_graph_message(
@@ -167,11 +166,9 @@ def send_graph_message(
         token = run.token(credential)
         run.send(token, to=summary, subject="", body="", message=message)
     except StageFailed:
-        failed = run.recorder.failed
-        assert failed is not None
-        detail = f"Failed at {failed.name}: {said(failed.detail, failed.hint)}"
-        return SendOutcome(ok=False, detail=detail), failed.code
-    return SendOutcome(ok=True, detail=run.recorder.stages[-1].detail), None
+        pass  # recorded already
+    failed = run.recorder.failed
+    return sent_outcome(run.recorder), failed.code if failed is not None else None
 
 
 # ---------------------------------------------------------------- one run, stage by stage

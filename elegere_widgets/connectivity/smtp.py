@@ -2,7 +2,8 @@
 
 One session serves both: ``test_smtp`` walks resolve → connect → tls → ehlo → authenticate →
 sender → recipient and leaves with RSET/QUIT, sending no message; ``send_smtp`` walks the same
-stages with the real recipient and adds ``data``. With Authentication OAuth 2.0 (Microsoft
+stages with the real recipient and adds ``data``, in the same one session (its ``progress``
+hears each stage as it ends, as a test's does: Send test email shows them). With Authentication OAuth 2.0 (Microsoft
 365) both start with certificate → token (the app's sign-in, shared with Microsoft Graph) and
 authenticate with AUTH XOAUTH2; a send takes the token from a cache while it is fresh. The
 worker's deliveries open their connections through the same ``SmtpRun``. Network and protocol
@@ -18,7 +19,7 @@ from __future__ import annotations
 import base64
 import ssl
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ __all__ = [
     "process_token_cache",
     "said",
     "send_smtp",
+    "sent_outcome",
     "test_smtp",
 ]
 
@@ -71,10 +73,14 @@ class OAuthEndpoints:
 
 @dataclass
 class SendOutcome:
-    """What happened to a message: ``detail`` is the server's reply, or why it failed."""
+    """What happened to a message: ``detail`` is the server's reply, or why it failed;
+    ``stages`` the session's stages (as a connection test's, masked alike), and how long
+    the whole send took."""
 
     ok: bool
     detail: str
+    stages: list[Stage] = field(default_factory=list)
+    elapsed_ms: int = 0
 
 
 def test_smtp(
@@ -128,12 +134,15 @@ def send_smtp(
     implicit_tls_ports: Collection[int] = IMPLICIT_TLS_PORTS,
     oauth: OAuthEndpoints | None = None,
     token_cache: TokenCache | None = None,
+    progress: Callable[[Stage], None] | None = None,
 ) -> SendOutcome:
-    """Send one plain-text message from ``sender_address`` to ``to``.
+    """Send one plain-text message from ``sender_address`` to ``to``, in one SMTP session.
 
     Raises ValueError, before any I/O, only when ``to`` or ``subject`` cannot be a header
     (line breaks); every network or protocol problem is a failed ``SendOutcome``. An OAuth
     2.0 server's token comes from ``token_cache`` (the process's own by default) while fresh.
+    ``progress`` gets each stage as it ends (certificate → token with OAuth 2.0, resolve →
+    … → recipient → data), as :func:`test_smtp`'s does.
     """
     message = compose(settings.sender_address, to, subject, body)
     run = SmtpRun(
@@ -145,14 +154,22 @@ def send_smtp(
         oauth=oauth or OAuthEndpoints(),
         token_cache=token_cache or process_token_cache(settings),
         implicit_tls_ports=implicit_tls_ports,
+        progress=progress,
     )
     _converse(run, message, None)
-    failed = run.recorder.failed
+    return sent_outcome(run.recorder, f"Sent to {to}: ")
+
+
+def sent_outcome(recorder: StageRecorder, said_ok: str = "") -> SendOutcome:
+    """The outcome of a send whose stages ``recorder`` holds: the last stage's reply after
+    ``said_ok``, or the failed stage's words and hint."""
+    stages, elapsed_ms = list(recorder.stages), recorder.elapsed_ms()
+    failed = recorder.failed
     if failed is None:
-        return SendOutcome(ok=True, detail=f"Sent to {to}: {run.recorder.stages[-1].detail}")
-    return SendOutcome(
-        ok=False, detail=f"Failed at {failed.name}: {said(failed.detail, failed.hint)}"
-    )
+        detail = f"{said_ok}{stages[-1].detail}" if stages else said_ok.rstrip(": ")
+        return SendOutcome(ok=True, detail=detail, stages=stages, elapsed_ms=elapsed_ms)
+    detail = f"Failed at {failed.name}: {said(failed.detail, failed.hint)}"
+    return SendOutcome(ok=False, detail=detail, stages=stages, elapsed_ms=elapsed_ms)
 
 
 def compose(sender: str, to: str, subject: str, body: str) -> EmailMessage:

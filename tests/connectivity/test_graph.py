@@ -265,6 +265,7 @@ def test_app_scoped_to_the_mailbox_with_rbac_for_applications_sends(
         tenant, scoped, to_pfx(cert, password=PASSWORD), account="shop@contoso.example"
     )
     assert run(idp, settings).ok
+    seen: list[Stage] = []
     outcome = send_graph(
         settings,
         to="someone@example.net",
@@ -273,8 +274,13 @@ def test_app_scoped_to_the_mailbox_with_rbac_for_applications_sends(
         authority_host=idp.url,
         graph_base_url=idp.graph_base_url,
         ca_bundle=idp.ca_bundle,
+        progress=seen.append,
     )
     assert outcome.ok, outcome.detail
+    # Stage by stage as they end, as a test's: the sign-in, then the message.
+    assert [s.name for s in seen] == ["certificate", "token", "send"]
+    assert seen == outcome.stages and seen[-1].code == "202"
+    assert outcome.detail == seen[-1].detail
 
 
 # ---------------------------------------------------------------- time and trust
@@ -412,6 +418,12 @@ def test_send_graph_refused_the_mailbox_says_how_to_scope_the_app_to_it(
     assert not outcome.ok
     hint = SCOPE_TO_MAILBOX.format(account="ceo@contoso.example", client_id=app.client_id)
     assert outcome.detail == f"Failed at send: {graph_says} {hint}"
+    assert [(s.name, s.ok) for s in outcome.stages] == [
+        ("certificate", True),
+        ("token", True),
+        ("send", False),
+    ]
+    assert (outcome.stages[-1].detail, outcome.stages[-1].hint) == (graph_says, hint)
 
 
 def test_send_graph_without_mail_send(

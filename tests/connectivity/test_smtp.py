@@ -204,6 +204,56 @@ def test_send_smtp_delivers_a_message(
     assert received.message.get_content().splitlines()[1] == ".", "dot-stuffing undone"
 
 
+def test_send_smtp_streams_its_stages_from_one_session(
+    starttls_peer: SmtpPeer, pki: Pki, egress: EgressPolicy
+) -> None:
+    seen: list[Stage] = []
+    connections, quits = starttls_peer.connections, starttls_peer.quits
+    outcome = send_smtp(
+        settings(starttls_peer.port, use_ssl=True),
+        to="ops@example.org",
+        subject="s",
+        body="b",
+        egress=egress,
+        ssl_context=pki.client_context(),
+        progress=seen.append,
+    )
+    assert outcome.ok, outcome
+    assert [s.name for s in seen] == [*WITH_AUTH, "data"]
+    assert seen == outcome.stages and all(s.ok for s in seen)
+    assert seen[-1].detail == "250 2.0.0 Message accepted for delivery"
+    assert outcome.elapsed_ms >= sum(s.elapsed_ms for s in seen)
+    # The test's stages and the message: one connection, left with one QUIT.
+    assert starttls_peer.connections - connections == 1
+    assert starttls_peer.quits - quits == 1
+    assert len(starttls_peer.messages) == 1
+
+
+def test_send_smtp_to_a_refused_recipient_stops_there_with_the_servers_reply(
+    pki: Pki, egress: EgressPolicy
+) -> None:
+    seen: list[Stage] = []
+    with SmtpPeer("starttls", pki=pki, refuse_recipients=("nobody@example.org",)) as peer:
+        outcome = send_smtp(
+            settings(peer.port, use_ssl=True),
+            to="nobody@example.org",
+            subject="s",
+            body="b",
+            egress=egress,
+            ssl_context=pki.client_context(),
+            progress=seen.append,
+        )
+        assert peer.messages == []
+    assert not outcome.ok
+    assert [s.name for s in seen] == WITH_AUTH and seen == outcome.stages
+    refused = seen[-1]
+    assert (refused.ok, refused.code) == (False, "550")
+    assert refused.detail == (
+        "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown"
+    )
+    assert outcome.detail.startswith(f"Failed at recipient: {refused.detail}.")
+
+
 def test_send_smtp_keeps_non_ascii_text_intact(plain_peer: SmtpPeer, egress: EgressPolicy) -> None:
     outcome = send_smtp(
         settings(plain_peer.port, use_ssl=False, password=None),
