@@ -11,7 +11,7 @@ import builtins
 import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -27,6 +27,17 @@ from ._http import Http, Resource, etag_version, follow_pages, parse, unreachabl
 Parent = Literal["workspaces", "organizations"]
 ServerSpec = SmtpServerSpec | GraphServerSpec
 NDJSON = "application/x-ndjson"
+#: What a staged call answers last, after its stages: a connection test's or a test message's.
+Staged = TypeVar("Staged", ConnectionTestResult, SendTestResult)
+#: What each staged call is, in the words of an interrupted stream's error.
+TEST_CUT = (
+    "The connection test at {url} ended before its result arrived (the service may have "
+    "restarted or failed). Test again."
+)
+SEND_CUT = (
+    "The test email at {url} ended before its result arrived (the service may have restarted "
+    "or failed). The message may have gone out: its delivery shows in the server's details."
+)
 
 
 class EmailServers(Resource):
@@ -147,7 +158,8 @@ class EmailServers(Resource):
         """
         body = _spec_body(spec)
         body.pop("test_token", None)  # a receipt is the answer of a test, never its input
-        return self._run_test(self._base(owner) + "/test", body, on_stage)
+        path = self._base(owner) + "/test"
+        return self._run_staged(path, body, on_stage, TEST_CUT, ConnectionTestResult)
 
     def test_stored(
         self,
@@ -163,46 +175,54 @@ class EmailServers(Resource):
         ``last_test`` and ``health`` follow. ``on_stage`` as for :meth:`test`; the result
         carries no ``test_token``.
         """
-        return self._run_test(self._one(owner, server_id) + "/test", None, on_stage)
+        path = self._one(owner, server_id) + "/test"
+        return self._run_staged(path, None, on_stage, TEST_CUT, ConnectionTestResult)
 
-    def _run_test(
+    def _run_staged(
         self,
         path: str,
         body: dict[str, Any] | None,
         on_stage: Callable[[Stage], None] | None,
-    ) -> ConnectionTestResult:
+        cut: str,
+        result: type[Staged],
+    ) -> Staged:
+        """POST ``path``; with ``on_stage``, ask for the stages as they end (NDJSON) and hand
+        each to it before the ``result`` arrives. ``cut`` says what an interrupted stream
+        means."""
         if on_stage is None:
-            return parse(self._http.request("POST", path, json=body), ConnectionTestResult)
+            return parse(self._http.request("POST", path, json=body), result)
         headers = {"Accept": f"{NDJSON}, application/json, application/problem+json"}
         response = self._http.request("POST", path, json=body, headers=headers, stream=True)
         try:
-            return self._read_stages(response, on_stage)
+            return self._read_stages(response, on_stage, cut, result)
         finally:
             response.close()
 
     def _read_stages(
-        self, response: httpx.Response, on_stage: Callable[[Stage], None]
-    ) -> ConnectionTestResult:
+        self,
+        response: httpx.Response,
+        on_stage: Callable[[Stage], None],
+        cut: str,
+        result: type[Staged],
+    ) -> Staged:
         if not response.headers.get("content-type", "").startswith(NDJSON):
             response.read()  # a service that does not stream answers the whole result
-            return parse(response, ConnectionTestResult)
+            return parse(response, result)
         url = self._http.display_url
         try:
             for line in response.iter_lines():
                 if not line.strip():
                     continue
-                item = _stream_item(line, url)
-                if isinstance(item, ConnectionTestResult):
+                item = _stream_item(line, url, result)
+                if isinstance(item, Stage):
+                    on_stage(item)
+                else:
                     return item
-                on_stage(item)
         except httpx.RemoteProtocolError:
             pass  # the connection closed mid-answer: said below
         except httpx.TransportError as exc:
             raise unreachable(exc, url, self._http.timeout) from exc
-        raise ServiceUnavailable(
-            f"The connection test at {url} ended before its result arrived (the service may "
-            "have restarted or failed). Test again."
-        )
+        raise ServiceUnavailable(cut.format(url=url))
 
     def create(self, owner: str, /, spec: ServerSpec, *, test_token: str) -> EmailServer:
         """Add a server, with the ``test_token`` of a passing test of exactly this spec."""
@@ -328,12 +348,26 @@ class EmailServers(Resource):
         body = ServerReplacements(replacement_id=replacement_id, replacements=chosen)
         self._http.request("DELETE", path, json=body.model_dump())
 
-    def send_test(self, owner: str, server_id: str, /, *, to: str) -> SendTestResult:
-        """Send a real test message through a stored server, own or inherited; recorded as
-        a delivery."""
+    def send_test(
+        self,
+        owner: str,
+        server_id: str,
+        /,
+        *,
+        to: str,
+        on_stage: Callable[[Stage], None] | None = None,
+    ) -> SendTestResult:
+        """Send a real test message through a stored server, own or inherited, in one
+        session; recorded as a delivery (``delivery_id``). A refused message is a result, not
+        an error: ``stages`` say where it stopped, with the server's reply.
+
+        With ``on_stage`` the service streams the stages, as for :meth:`test`: SMTP resolve →
+        connect → tls → ehlo → authenticate → sender → recipient → data (certificate → token
+        first with OAuth 2.0); Microsoft Graph certificate → token → send.
+        """
         path = self._one(owner, server_id) + "/send-test"
         body = {"to": require_text(to, "to").strip()}
-        return parse(self._http.request("POST", path, json=body), SendTestResult)
+        return self._run_staged(path, body, on_stage, SEND_CUT, SendTestResult)
 
     # ------------------------------------------------------------ paths
 
@@ -363,18 +397,18 @@ def _spec_body(spec: object) -> dict[str, Any]:
     return spec.to_wire()
 
 
-def _stream_item(line: str, url: str) -> Stage | ConnectionTestResult:
-    """One line of a streamed connection test: a stage or the result."""
+def _stream_item(line: str, url: str, result: type[Staged]) -> Stage | Staged:
+    """One line of a streamed connection test or test message: a stage or the result."""
     try:
         item = json.loads(line)
         if isinstance(item, dict) and "stage" in item:
             return Stage.model_validate(item["stage"])
         if isinstance(item, dict) and "result" in item:
-            return ConnectionTestResult.model_validate(item["result"])
+            return result.model_validate(item["result"])
     except ValueError:  # bad JSON, or a shape the models refuse (ValidationError)
         pass
     raise InternalError(
-        f"The connection test at {url} streamed a line this client does not understand. "
+        f"The service at {url} streamed a line this client does not understand. "
         "Are the client and the service the same version?"
     )
 

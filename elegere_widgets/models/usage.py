@@ -7,6 +7,8 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from .connection import Stage
+
 #: What sends through a server: a custom action, a scheduler job, a workspace's
 #: notifications, the organization's default server, or another server's fallback.
 UsageKind = Literal["custom_action", "scheduler_job", "notifications", "default_server", "fallback"]
@@ -93,8 +95,16 @@ class DeliverySummary(BaseModel):
 
 
 class SendTestResult(BaseModel):
-    """The outcome of sending a test message through a stored server."""
+    """The outcome of sending a test message through a stored server, in one session: its
+    stages as a connection test's (SMTP: resolve → … → recipient → data; Microsoft Graph:
+    certificate → token → send), and the server's reply or why it failed."""
 
     ok: bool
-    detail: str
-    delivery_id: str | None = None
+    detail: str = Field(description="The server's reply, or the failed stage and its hint.")
+    delivery_id: str | None = Field(None, description="The delivery that records it.")
+    elapsed_ms: int = 0
+    stages: list[Stage] = Field(default_factory=list)
+
+    @property
+    def failed_stage(self) -> Stage | None:
+        return next((s for s in self.stages if not s.ok), None)

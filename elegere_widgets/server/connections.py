@@ -87,8 +87,14 @@ def run_sign_in_test(
 
 
 def send_test_message(
-    ctx: ServiceContext, settings: SmtpSettings | GraphSettings, *, name: str, to: str
+    ctx: ServiceContext,
+    settings: SmtpSettings | GraphSettings,
+    *,
+    name: str,
+    to: str,
+    progress: Callable[[Stage], None] | None = None,
 ) -> SendOutcome:
+    """The test message, in one session; ``progress`` gets each stage as it ends."""
     body = TEST_BODY.format(name=name)
     if isinstance(settings, SmtpSettings):
         return send_smtp(
@@ -100,6 +106,7 @@ def send_test_message(
             budget_s=ctx.settings.send_budget_s,
             ssl_context=ctx.ssl_context(),
             oauth=smtp_oauth_endpoints(ctx),
+            progress=progress,
         )
     from ..connectivity.graph import send_graph
 
@@ -112,4 +119,5 @@ def send_test_message(
         graph_base_url=ctx.settings.graph_base_url,
         budget_s=ctx.settings.send_budget_s,
         ca_bundle=_graph_ca_bundle(ctx),
+        progress=progress,
     )

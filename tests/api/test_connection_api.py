@@ -13,10 +13,18 @@ from sqlalchemy import select, text
 from elegere_widgets.client import Client
 from elegere_widgets.errors import InvalidSettings, TestRequired
 from elegere_widgets.server.store.tables import DeliveryRow, EmailServerRow
+from tests.fixtures.certs import Pki
 from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import PASSWORD, SmtpPeer
 
 SALES = "ws_sales"
+SMTP_STAGES = ["resolve", "connect", "tls", "ehlo", "authenticate", "sender", "recipient"]
+
+
+def _add(admin: Client, peer: SmtpPeer) -> str:
+    spec = peer.spec()
+    token = admin.email_servers.test(SALES, spec).test_token or ""
+    return admin.email_servers.create(SALES, spec, test_token=token).id
 
 
 @pytest.fixture
@@ -172,6 +180,86 @@ def test_send_test_failure_is_recorded_as_failed(
     assert not outcome.ok and outcome.detail
     [delivery] = admin.deliveries.list(SALES, server_id=server.id)
     assert delivery.status == "failed" and delivery.error
+
+
+def test_send_test_streams_its_stages_from_one_session(
+    admin: Client, peer: SmtpPeer, service: RunningService
+) -> None:
+    import json
+
+    from elegere_widgets.models import SendTestResult, Stage
+
+    server_id = _add(admin, peer)
+    connections, quits = peer.connections, peer.quits
+    headers = {
+        "Authorization": f"Bearer {service.tokens['admin@acme.example']}",
+        "Accept": "application/x-ndjson",
+    }
+    url = f"{service.url}/api/v1/workspaces/{SALES}/email-servers/{server_id}/send-test"
+    with httpx.stream("POST", url, json={"to": "someone@example.com"}, headers=headers) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in r.iter_lines() if line.strip()]
+    assert [list(line) for line in lines] == [["stage"]] * (len(lines) - 1) + [["result"]]
+    stages = [Stage.model_validate(line["stage"]) for line in lines[:-1]]
+    result = SendTestResult.model_validate(lines[-1]["result"])
+    assert [s.name for s in stages] == [*SMTP_STAGES, "data"]
+    assert stages == result.stages and all(s.ok for s in stages)
+    assert result.ok and result.detail.startswith("Sent to someone@example.com: 250 2.0.0")
+    # The connection test's stages and the message: one session, one QUIT.
+    assert (peer.connections - connections, peer.quits - quits) == (1, 1)
+    [received] = peer.messages
+    assert received.rcpt_tos == ["someone@example.com"]
+    [delivery] = admin.deliveries.list(SALES, server_id=server_id)
+    assert (delivery.id, delivery.status) == (result.delivery_id, "sent")
+
+    # The client hands each stage to on_stage as it ends; without it, the whole result.
+    seen: list[Stage] = []
+    streamed = admin.email_servers.send_test(
+        SALES, server_id, to="other@example.com", on_stage=seen.append
+    )
+    assert streamed.ok and seen == streamed.stages and len(seen) == len(SMTP_STAGES) + 1
+    whole = admin.email_servers.send_test(SALES, server_id, to="third@example.com")
+    assert [s.name for s in whole.stages] == [*SMTP_STAGES, "data"]
+    assert [m.rcpt_tos for m in peer.messages][1:] == [["other@example.com"], ["third@example.com"]]
+    assert peer.connections - connections == 3
+
+
+def test_send_test_refused_at_recipient_shows_the_servers_reply(
+    admin: Client, pki: Pki, service: RunningService
+) -> None:
+    with SmtpPeer("starttls", pki=pki, refuse_recipients=("nobody@example.org",)) as peer:
+        server_id = _add(admin, peer)
+        seen: list[object] = []
+        outcome = admin.email_servers.send_test(
+            SALES, server_id, to="nobody@example.org", on_stage=seen.append
+        )
+        assert peer.messages == []
+    assert not outcome.ok and seen == outcome.stages
+    assert [s.name for s in outcome.stages] == SMTP_STAGES
+    refused = outcome.failed_stage
+    assert refused is not None and (refused.name, refused.code) == ("recipient", "550")
+    reply = "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown"
+    assert refused.detail == reply
+    assert refused.hint and "refused nobody@example.org as a recipient" in refused.hint
+    assert outcome.detail.startswith(f"Failed at recipient: {reply}.")
+    [delivery] = admin.deliveries.list(SALES, server_id=server_id)
+    assert delivery.status == "failed" and reply in (delivery.error or "")
+
+
+def test_a_refused_streamed_send_test_is_a_plain_problem_before_any_line(
+    service: RunningService,
+) -> None:
+    r = httpx.post(
+        f"{service.url}/api/v1/workspaces/{SALES}/email-servers/srv_sales_mailer/send-test",
+        json={"to": "not-an-address"},
+        headers={
+            "Authorization": f"Bearer {service.tokens['admin@acme.example']}",
+            "Accept": "application/x-ndjson",
+        },
+    )
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
 
 
 def test_send_test_to_a_bad_address_is_422(admin: Client) -> None:

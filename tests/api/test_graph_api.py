@@ -17,7 +17,13 @@ from sqlalchemy import text
 from elegere_widgets.client import Client
 from elegere_widgets.connectivity.certificates import MAX_KDF_ROUNDS
 from elegere_widgets.errors import InvalidSettings, TestRequired
-from elegere_widgets.models import EmailServer, EmailServerPatch, GraphServerSpec, GraphSettings
+from elegere_widgets.models import (
+    EmailServer,
+    EmailServerPatch,
+    GraphServerSpec,
+    GraphSettings,
+    Stage,
+)
 from elegere_widgets.server.store.tables import EmailServerRow
 from tests.connectivity.test_graph import SCOPE_TO_MAILBOX, SEND_AS_DENIED
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_cer, to_pfx
@@ -177,9 +183,13 @@ def test_send_test_through_graph_is_accepted_not_delivered_and_recorded(
 ) -> None:
     server = add(admin, graph_spec(tenant, app, cert))
     before = len(idp.sent)
-    outcome = admin.email_servers.send_test(SALES, server.id, to="someone@example.com")
+    seen: list[Stage] = []
+    outcome = admin.email_servers.send_test(
+        SALES, server.id, to="someone@example.com", on_stage=seen.append
+    )
     assert outcome.ok, outcome.detail
     assert "not yet delivered" in outcome.detail
+    assert [s.name for s in seen] == ["certificate", "token", "send"] and seen == outcome.stages
     sent = idp.sent[before:]
     assert [(m.mailbox.lower(), m.to, m.subject) for m in sent] == [
         (MAILBOX, ["someone@example.com"], "eLegere test message")

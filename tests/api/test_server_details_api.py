@@ -67,9 +67,16 @@ def test_an_inherited_server_is_tested_and_sent_through_but_its_record_is_the_or
     assert delegate.organization_email_servers.test_stored(ORG, org_server).ok
     assert len(list(admin.email_servers.checks(SALES, org_server))) == kept + 1
 
-    sent = admin.email_servers.send_test(SALES, org_server, to="someone@example.com")
+    # A Workspace Admin sends through the Organization's server, stage by stage.
+    seen: list[Stage] = []
+    sent = admin.email_servers.send_test(
+        SALES, org_server, to="someone@example.com", on_stage=seen.append
+    )
     assert sent.ok, sent.detail
+    assert seen == sent.stages and [s.name for s in seen][-3:] == ["sender", "recipient", "data"]
     assert [m.rcpt_tos for m in peer.messages] == [["someone@example.com"]]
+    # A test email is a delivery, not one of the server's checks.
+    assert len(list(admin.email_servers.checks(SALES, org_server))) == kept + 1
     [delivery] = admin.deliveries.list(SALES, server_id=org_server)
     assert (delivery.id, delivery.kind, delivery.status) == (sent.delivery_id, "test", "sent")
 

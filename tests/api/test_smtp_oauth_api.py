@@ -56,6 +56,20 @@ def test_oauth_smtp_is_tested_added_sends_and_never_shows_its_secrets(
 
     sent = admin.email_servers.send_test(SALES, server.id, to="someone@example.com")
     assert sent.ok, sent.detail
+    # The app's sign-in, then the one SMTP session that carries the message.
+    assert [s.name for s in sent.stages] == [
+        "certificate",
+        "token",
+        "resolve",
+        "connect",
+        "tls",
+        "ehlo",
+        "authenticate",
+        "sender",
+        "recipient",
+        "data",
+    ]
+    assert sent.stages[6].detail.startswith("XOAUTH2: 235")
     assert xoauth2_peer.messages[-1].login == SALES_MAILBOX
     assert xoauth2_peer.auth_attempts == ["XOAUTH2", "XOAUTH2"]
 

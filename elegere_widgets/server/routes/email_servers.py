@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
@@ -29,6 +29,8 @@ from ..services.email_servers import Prepared, Progress
 
 Spec = Annotated[models.EmailServerSpec, Body()]
 NDJSON = "application/x-ndjson"
+#: What staged work answers last: a connection test's result, or a test message's.
+Result = TypeVar("Result", models.ConnectionTestResult, models.SendTestResult)
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/email-servers")
@@ -60,12 +62,12 @@ def _line(key: str, model: BaseModel) -> bytes:
 
 async def _ndjson_lines(
     network: NetworkWork,
-    prepared: Prepared[models.ConnectionTestResult],
+    prepared: Prepared[Result],
     lines: asyncio.Queue[bytes],
 ) -> AsyncIterator[bytes]:
-    """A `{"stage": ...}` line as each stage ends (put in ``lines`` by the test), then
+    """A `{"stage": ...}` line as each stage ends (put in ``lines`` by the work), then
     `{"result": ...}`. Refusals happened before (see `prepare_test`); a failure now can only
-    end the stream early, which the client reports as an interrupted test."""
+    end the stream early, which the client reports as interrupted."""
     test = asyncio.ensure_future(network.run(prepared.slot, prepared.work))
     while True:
         next_line = asyncio.ensure_future(lines.get())
@@ -80,7 +82,7 @@ async def _ndjson_lines(
     try:
         result = test.result()
     except Exception:
-        logger.exception("The streamed connection test failed")
+        logger.exception("The streamed connection test or test message failed")
         return
     yield _line("result", result)
 
@@ -112,13 +114,14 @@ async def test_connection(
 
 
 async def _answer_test(
-    prepare: Callable[[Progress | None], Prepared[models.ConnectionTestResult]],
+    prepare: Callable[[Progress | None], Prepared[Result]],
     servers: EmailServersDep,
     accept: str | None,
 ) -> Any:
-    """The whole result, or with `Accept: application/x-ndjson` a stream of its stages.
+    """The whole result, or with `Accept: application/x-ndjson` a stream of its stages: a
+    connection test's, or a test message's.
 
-    ``prepare`` runs every check that can refuse the test on a request thread: refusals are
+    ``prepare`` runs every check that can refuse the work on a request thread: refusals are
     4xx answers before the first byte of a stream.
     """
     network = servers.ctx.network
@@ -298,11 +301,24 @@ def drop_next_certificate(
     return _etag(response, rollover.drop(server_id, expected_version(if_match)))
 
 
-@router.post("/{server_id}/send-test", response_model=models.SendTestResult)
+@router.post(
+    "/{server_id}/send-test",
+    response_model=models.SendTestResult,
+    responses={200: {"content": {NDJSON: {}}}},
+)
 async def send_test(
-    server_id: str, body: SendTestRequest, servers: EmailServersDep
-) -> models.SendTestResult:
-    """Send a real test message through a stored server, own or inherited; recorded as a
-    delivery."""
-    prepared = await run_in_threadpool(servers.prepare_send_test, server_id, body.to)
-    return await servers.ctx.network.run(prepared.slot, prepared.work)
+    server_id: str,
+    body: SendTestRequest,
+    servers: EmailServersDep,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Send a real test message through a stored server, own or inherited, in one session;
+    recorded as a delivery. The result carries the session's stages (SMTP: resolve → … →
+    recipient → data; Microsoft Graph: certificate → token → send). With
+    `Accept: application/x-ndjson` it streams them like `POST …/email-servers/test`: one
+    `{"stage": ...}` line as each ends, then `{"result": ...}`."""
+    return await _answer_test(
+        lambda progress: servers.prepare_send_test(server_id, body.to, progress=progress),
+        servers,
+        accept,
+    )

@@ -1161,9 +1161,12 @@ class EmailServerService:
 
     # ---------------------------------------------------------------- send a test message
 
-    def prepare_send_test(self, server_id: str, to: str) -> Prepared[SendTestResult]:
+    def prepare_send_test(
+        self, server_id: str, to: str, *, progress: Progress | None = None
+    ) -> Prepared[SendTestResult]:
         """Every check that can refuse sending a real test message through a stored server;
-        the sending (and its record as a delivery) is the work."""
+        the sending (and its record as a delivery) is the work, in one session whose stages
+        go to ``progress`` as they end."""
         self.count_attempt()
         # Own and inherited alike: a test message changes nothing of the server, and a
         # Workspace Admin needs to know that the Organization's server carries its mail.
@@ -1172,12 +1175,19 @@ class EmailServerService:
         name = row.name
         self.end_transaction()  # no transaction is held while the message is sent
         slot = self.take_slot()
-        return Prepared(slot, lambda: self._send_and_record(settings, server_id, name, to))
+        return Prepared(
+            slot, lambda: self._send_and_record(settings, server_id, name, to, progress)
+        )
 
     def _send_and_record(
-        self, settings: AnySettings, server_id: str, name: str, to: str
+        self,
+        settings: AnySettings,
+        server_id: str,
+        name: str,
+        to: str,
+        progress: Progress | None,
     ) -> SendTestResult:
-        outcome = send_test_message(self.ctx, settings, name=name, to=to)
+        outcome = send_test_message(self.ctx, settings, name=name, to=to, progress=progress)
         sent = "accepted" if isinstance(settings, GraphSettings) else "sent"
         delivery = DeliveryRow(
             id=new_id("dlv"),
@@ -1200,4 +1210,10 @@ class EmailServerService:
                 session=session,
             )
             session.commit()
-        return SendTestResult(ok=outcome.ok, detail=outcome.detail, delivery_id=delivery.id)
+        return SendTestResult(
+            ok=outcome.ok,
+            detail=outcome.detail,
+            delivery_id=delivery.id,
+            elapsed_ms=outcome.elapsed_ms,
+            stages=outcome.stages,
+        )
