@@ -25,14 +25,22 @@ import ipywidgets
 
 from ..client import Client, EmailServers
 from ..errors import ElegereError, NotFound, PermissionDenied, ReadOnlyServer
-from ..models import ConnectionTestResult, EmailServer, EmailServerPatch, Workspace
+from ..models import (
+    ConnectionTestResult,
+    EmailServer,
+    EmailServerPatch,
+    ReplacementChoice,
+    SendTestResult,
+    ServerReplacements,
+    Workspace,
+)
 from .common import Runner, StatusLine, button, close_tree, css, esc, handles_errors
-from .connection_test import Run, StageCallback
+from .connection_test import StageCallback
 from .details import DELIVERY_DAYS, ServerDetailsView, ServerStory
 from .details_html import STRIP_CHECKS
 from .dialogs import DeleteDialog
 from .formatting import plural
-from .server_actions import SendTestView, TestNowView, send_after_test
+from .server_actions import SendTestView, TestNowView
 from .state import Spec
 from .table import PAGE_SIZE, ServersTable
 from .theme import stylesheet
@@ -365,7 +373,15 @@ class EmailServersPanel(ipywidgets.VBox):
 
     @handles_errors
     def _open_delete(self, server: EmailServer) -> None:
-        usages = self._api.usages(self._owner(), server.id)
+        owner = self._owner()
+        usages = self._api.usages(owner, server.id)
+        # An organization's server: each workspace that uses it chooses its own replacement
+        # (its own servers or another organization server), so the places and their choices.
+        places = (
+            self._api.replacements(owner, server.id)
+            if self.organization is not None and usages
+            else []
+        )
         self.status.clear()
         self._open(
             DeleteDialog(
@@ -374,6 +390,8 @@ class EmailServersPanel(ipywidgets.VBox):
                 [s for s in self.servers if s.id != server.id],
                 on_confirm=lambda replacement: self._delete(server, replacement),
                 on_cancel=self._close_view,
+                places=places,
+                on_confirm_each=lambda chosen: self._delete_each(server, places, chosen),
             )
         )
 
@@ -388,6 +406,26 @@ class EmailServersPanel(ipywidgets.VBox):
         self._close_view()
         self.status.ok(f"Deleted '{server.name}'.{moved}")
         self._reload(focus=replacement_id, then=self.status.text)
+
+    def _delete_each(
+        self,
+        server: EmailServer,
+        places: list[ReplacementChoice],
+        chosen: ServerReplacements,
+    ) -> None:
+        """Delete an organization's server with a replacement per place (the dialog's
+        choices): the status says where each place's usages went."""
+        self._api.delete(
+            self._owner(),
+            server.id,
+            replacement_id=chosen.replacement_id,
+            replacements=chosen.replacements,
+        )
+        names = ((place.name, _chosen_name(place, chosen)) for place in places)
+        moved = ", ".join(f"{where} → '{name}'" for where, name in names if name)
+        self._close_view()
+        self.status.ok(f"Deleted '{server.name}'. Its usages now send through: {moved}.")
+        self._reload(focus=chosen.replacement_id, then=self.status.text)
 
     # ------------------------------------------------------------ details
 
@@ -448,11 +486,8 @@ class EmailServersPanel(ipywidgets.VBox):
             self._my_address = self.client.me().email
         self.status.clear()
 
-        def send(address: str) -> Run:
-            return send_after_test(
-                lambda on_stage: self._api.test_stored(owner, server.id, on_stage=on_stage),
-                lambda: self._api.send_test(owner, server.id, to=address),
-            )
+        def send(address: str, on_stage: StageCallback) -> SendTestResult:
+            return self._api.send_test(owner, server.id, to=address, on_stage=on_stage)
 
         view = SendTestView(
             server,
@@ -533,6 +568,16 @@ class EmailServersPanel(ipywidgets.VBox):
 
     def _repr_keys(self) -> Any:  # a short repr, not every child's
         return iter(())
+
+
+def _chosen_name(place: ReplacementChoice, chosen: ServerReplacements) -> str:
+    """The name of the server chosen to take over in ``place`` ("" if none was)."""
+    wanted = (
+        chosen.replacement_id
+        if place.workspace_id is None
+        else chosen.replacements.get(place.workspace_id, chosen.replacement_id)
+    )
+    return next((c.name for c in place.candidates if c.id == wanted), "")
 
 
 def _attribute_of(view: View) -> str:

@@ -3,17 +3,16 @@ connection test is (the same :class:`ConnectionTestView`, with its own words).
 
 - :class:`TestNowView` re-runs the connection test of the stored settings; the service keeps
   it as one of the server's checks, so its health follows.
-- :class:`SendTestView` sends one message to an address (the signed-in admin's by default):
-  the stored settings are tested first, stage by stage, then the message goes out (the Send
-  stage, with the server's reply). The service records the message as a delivery.
+- :class:`SendTestView` sends one message to an address (the signed-in admin's by default),
+  in one session whose stages show as they end, as a connection test's do (SMTP: resolve → …
+  → recipient → data; Microsoft Graph: certificate → token → send), the last with the
+  server's reply. The service records the message as a delivery.
 
-Neither calls the client: the panel passes the calls (:func:`send_after_test` composes the
-two of a test email).
+Neither calls the client: the panel passes the calls.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import ipywidgets
@@ -23,39 +22,25 @@ from ..models import ConnectionTestResult, EmailServer, FieldError, SendTestResu
 from ..models.servers import check_email
 from .common import Runner, button, close_tree, css, esc, handles_errors
 from .connection_test import ConnectionTestView, Run, StageCallback, Wording
-from .formatting import result_summary, stage_title
+from .formatting import stage_title
 from .palette import var
 from .state import TestTracker
 
+#: The one stage a test message shows when the service gave no stages (an older service).
 SEND_STAGE = "send"
+#: Sends the test message to an address, handing each stage to the callback as it ends.
+SendCall = Callable[[str, StageCallback], SendTestResult]
 
 
-def send_after_test(test: Run, send: Callable[[], SendTestResult]) -> Run:
-    """Test the stored settings (each stage as it ends), then, when they pass, send the
-    message: the result is the test's stages and a last Send stage with the server's reply.
-    A failed test sends nothing."""
-
-    def run(on_stage: StageCallback) -> ConnectionTestResult:
-        tested = test(on_stage)
-        if not tested.ok:
-            return tested
-        started = time.monotonic()
-        outcome = send()
-        stage = Stage(
-            name=SEND_STAGE,
-            ok=outcome.ok,
-            elapsed_ms=int((time.monotonic() - started) * 1000),
-            detail=outcome.detail,
-        )
-        on_stage(stage)
-        return ConnectionTestResult(
-            ok=outcome.ok,
-            server_type=tested.server_type,
-            elapsed_ms=tested.elapsed_ms + stage.elapsed_ms,
-            stages=[*tested.stages, stage],
-        )
-
-    return run
+def as_stages(result: SendTestResult, server: EmailServer) -> ConnectionTestResult:
+    """A test message's outcome as the stage view shows results: its stages, or (from a
+    service that streams none) one Send stage with the outcome's words."""
+    stages = result.stages or [
+        Stage(name=SEND_STAGE, ok=result.ok, elapsed_ms=result.elapsed_ms, detail=result.detail)
+    ]
+    return ConnectionTestResult(
+        ok=result.ok, server_type=server.type, elapsed_ms=result.elapsed_ms, stages=stages
+    )
 
 
 def _frame(view: ipywidgets.Box, title: str, note: str) -> list[ipywidgets.Widget]:
@@ -132,14 +117,14 @@ class TestNowView(ipywidgets.VBox):
 
 class SendTestView(ipywidgets.VBox):
     """Send test email: To (the signed-in admin's address by default), Send, and the
-    outcome stage by stage."""
+    outcome stage by stage. ``on_send(address, on_stage)`` sends (in the worker thread)."""
 
     def __init__(
         self,
         server: EmailServer,
         to: str,
         *,
-        on_send: Callable[[str], Run],
+        on_send: SendCall,
         on_close: Callable[[], None],
         on_result: Callable[[ConnectionTestResult], None] | None = None,
         run_in_thread: Runner | None = None,
@@ -169,7 +154,7 @@ class SendTestView(ipywidgets.VBox):
                 button="Send",
                 button_class="elegere-send",
                 icon="paper-plane",
-                busy="Testing the connection, then sending…",
+                busy=f"Sending through '{server.name}'…",
                 cancel="Stop waiting",
                 cancel_class="elegere-cancel-send",
                 cancelled=(
@@ -189,8 +174,9 @@ class SendTestView(ipywidgets.VBox):
         head = _frame(
             self,
             f"Send test email — {server.name}",
-            "The stored settings are tested first; then one message goes out through this "
-            "server, recorded as one of its deliveries. Any address may receive it.",
+            "One message goes out through this server with its stored settings, in one "
+            "session shown stage by stage, and is recorded as one of its deliveries. Any "
+            "address may receive it.",
         )
         self.children = [*head, self.to, self.to_error, self.tester, self.close_button]
         css(self, "elegere-send-test-view")
@@ -205,20 +191,23 @@ class SendTestView(ipywidgets.VBox):
         except ValueError as exc:
             raise InvalidSettings(field_errors=[FieldError(field="to", message=str(exc))]) from None
         self.sent_to = address
-        return f"{self.server.id}:{address}", self._on_send(address)
+
+        def run(on_stage: StageCallback) -> ConnectionTestResult:
+            return as_stages(self._on_send(address, on_stage), self.server)
+
+        return f"{self.server.id}:{address}", run
 
     def _summary(self, result: ConnectionTestResult) -> str:
-        last = result.stages[-1] if result.stages else None
-        if last is None or last.name != SEND_STAGE:  # the test failed: nothing was sent
-            return "Not sent: " + result_summary(result)
-        if last.ok:  # the detail is the server's reply, after the address (SMTP) or not
-            reply = last.detail.removeprefix(f"Sent to {self.sent_to}:").strip()
-            return (
-                f"Test email sent to {self.sent_to}: {reply}"
-                if reply
-                else (f"Test email sent to {self.sent_to}.")
-            )
-        return f"Not sent ({stage_title(SEND_STAGE)} failed): {last.detail}"
+        failed = result.failed_stage
+        if failed is None:
+            # The last stage's detail is the server's reply (an older service's one Send
+            # stage starts with the address: said once).
+            last = result.stages[-1].detail if result.stages else ""
+            reply = last.removeprefix(f"Sent to {self.sent_to}:").strip()
+            sent = f"Test email sent to {self.sent_to}"
+            return f"{sent}: {reply}" if reply else f"{sent}."
+        hint = f" {failed.hint.rstrip('.')}." if failed.hint else ""
+        return f"Not sent ({stage_title(failed.name)} failed): {failed.detail.rstrip('.')}.{hint}"
 
     def start(self) -> None:
         self.tester.start()

@@ -10,10 +10,12 @@ import pytest
 from elegere_widgets.client import Client
 from elegere_widgets.server.store.tables import EmailServerRow
 from elegere_widgets.widgets import EmailServersPanel
-from tests.fixtures.service import RunningService
+from tests.conftest import ADMIN
+from tests.fixtures.service import RunningService, add_server_row
 from tests.widgets.support import shown
 
-ORG = "org_acme"
+ORG, SALES, SUPPORT = "org_acme", "ws_sales", "ws_support"
+RELAY, BACKUP, DESK, SALES_B = "srv_acme_relay", "srv_org_backup", "srv_support_desk", "srv_sales_b"
 MakePanel = Callable[..., EmailServersPanel]
 
 
@@ -93,20 +95,66 @@ def test_delete_an_organization_server_in_use_with_another_one_taking_over(
     row.delete_button.click()
     dialog = panel.delete_dialog
     assert dialog is not None, panel.status.text
-    # Used in Support, and the organization's default server; the API takes one replacement,
-    # another organization server.
+    # Used in Support, and the organization's default server: one choice for each place.
     assert dialog.usage_names == ["Reply to ticket", "Acme"]
-    assert [value for _, value in dialog.replacement.options[1:]] == [backup_id]
-    dialog.replacement.value = backup_id
+    assert dialog.per_place and [p.place.name for p in dialog.places] == ["Acme", "Support"]
+    assert [value for _, value in dialog.place(None).replacement.options[1:]] == [backup_id]
+    assert backup_id in [value for _, value in dialog.place(SUPPORT).replacement.options]
+    dialog.place(None).replacement.value = backup_id
+    assert dialog.delete_button.disabled  # Support has no choice yet
+    dialog.place(SUPPORT).replacement.value = backup_id
     dialog.delete_button.click()
     assert panel.status.kind == "ok", panel.status.text
     assert panel.status.text == (
-        "Deleted 'Acme Relay'. 2 usages now send through 'Acme Backup Relay'."
+        "Deleted 'Acme Relay'. Its usages now send through: Acme → 'Acme Backup Relay', "
+        "Support → 'Acme Backup Relay'."
     )
+    assert panel.delete_dialog is None
     assert [r.cells[0] for r in panel.table.rows] == ["Acme Backup Relay"]
-    delegate.workspaces.grant_admin("ws_support", "delegate@acme.example")  # to read its actions
-    [reply] = delegate.custom_actions.list("ws_support")
+    delegate.workspaces.grant_admin(SUPPORT, "delegate@acme.example")  # to read its actions
+    [reply] = delegate.custom_actions.list(SUPPORT)
     assert reply.email_server_id == backup_id
+
+
+def test_each_workspace_chooses_its_own_replacement_in_the_panel(
+    delegate: Client,
+    admin: Client,
+    make_org_panel: Callable[..., EmailServersPanel],
+    service: RunningService,
+) -> None:
+    # The relay sends Sales' "Send quote" and Support's "Reply to ticket", and is the
+    # organization's default; each workspace has a server of its own, and there is a backup.
+    add_server_row(service, BACKUP, "Acme Backup", None)  # type: ignore[arg-type]
+    add_server_row(service, SALES_B, "Sales B", SALES)
+    add_server_row(service, DESK, "Support Desk", SUPPORT)
+    admin.custom_actions.update(SALES, "ca_send_quote", email_server_id=RELAY)
+    panel = make_org_panel(delegate)
+    row = panel.table.row_for(RELAY)
+    assert row is not None
+    row.delete_button.click()
+    dialog = panel.delete_dialog
+    assert dialog is not None, panel.status.text
+    assert [p.place.name for p in dialog.places] == ["Acme", "Sales", "Support"]
+
+    dialog.place(None).replacement.value = BACKUP
+    dialog.place(SALES).replacement.value = SALES_B
+    dialog.place(SUPPORT).replacement.value = DESK
+    dialog.delete_button.click()
+
+    assert panel.status.kind == "ok", panel.status.text
+    assert panel.status.text == (
+        "Deleted 'Acme Relay'. Its usages now send through: Acme → 'Acme Backup', "
+        "Sales → 'Sales B', Support → 'Support Desk'."
+    )
+    assert [r.cells[0] for r in panel.table.rows] == ["Acme Backup"]
+    # Through the API: each workspace's usage went where that workspace's choice said.
+    delegate.workspaces.grant_admin(SUPPORT, ADMIN)  # for the admin to read Support's actions
+    actions = {
+        a.id: a.email_server_id for ws in (SALES, SUPPORT) for a in admin.custom_actions.list(ws)
+    }
+    assert actions == {"ca_send_quote": SALES_B, "ca_ticket_reply": DESK}
+    assert delegate.mail_settings.get_organization(ORG).default_server_id == BACKUP
+    assert RELAY not in [s.id for s in delegate.organization_email_servers.list(ORG)]
 
 
 def test_the_panel_takes_a_workspace_or_an_organization_not_both(delegate: Client) -> None:

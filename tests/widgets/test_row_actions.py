@@ -4,16 +4,24 @@ the message at the peer and its delivery."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from elegere_widgets.client import Client
 from elegere_widgets.widgets import EmailServersPanel
+from tests.fixtures.certs import Pki
 from tests.fixtures.smtp import SmtpPeer
 from tests.widgets.support import shown
 from tests.widgets.test_details import add_peer_server
 
 SALES, ORG = "ws_sales", "org_acme"
 MakePanel = Callable[..., EmailServersPanel]
+SMTP_STAGES = ["resolve", "connect", "tls", "ehlo", "authenticate", "sender", "recipient"]
+
+
+def stage_names(stages_html: str) -> list[str]:
+    """The stages a stage table shows, in its order."""
+    return re.findall(r'class="elegere-stage elegere-stage-(\w+)"', stages_html)
 
 
 def test_test_now_shows_the_stages_and_the_row_follows(
@@ -65,14 +73,22 @@ def test_send_test_email_to_the_admin_by_default_or_any_address(
 
     view.to.value = "someone@example.com"
     assert view.to_error.value == ""
+    connections = peer.connections
+    shown_while_sending: list[list[str]] = []
+    view.tester.stages.observe(
+        lambda change: shown_while_sending.append(stage_names(change["new"])), names="value"
+    )
     view.send_button.click()
     assert view.status.kind == "ok", view.status.text
-    assert view.status.text.startswith("Test email sent to someone@example.com: 250 ")
-    stages = view.tester.stages.value
-    # Stage by stage, as a connection test, then the message itself.
-    for title in ("Connect", "TLS", "Authenticate", "Send"):
-        assert f"<b>{title}</b>" in stages
-    assert stages.index("<b>Authenticate</b>") < stages.index("<b>Send</b>")
+    # Each stage showed as it ended, before the result came.
+    assert shown_while_sending[:3] == [["resolve"], ["resolve", "connect"], SMTP_STAGES[:3]]
+    assert view.status.text == (
+        "Test email sent to someone@example.com: 250 2.0.0 Message accepted for delivery"
+    )
+    # One session, stage by stage as a connection test shows them, the message last.
+    assert stage_names(view.tester.stages.value) == [*SMTP_STAGES, "data"]
+    assert "<b>Data</b>" in view.tester.stages.value
+    assert peer.connections - connections == 1
     [received] = peer.messages
     assert received.rcpt_tos == ["someone@example.com"]
     [delivery] = admin.deliveries.list(SALES, server_id=server_id)
@@ -85,8 +101,33 @@ def test_send_test_email_to_the_admin_by_default_or_any_address(
     peer.stop()
     view.send_button.click()
     assert view.status.kind == "error"
-    assert view.status.text.startswith("Not sent: Connection test failed at Connect")
+    assert view.status.text.startswith("Not sent (Connect failed): Could not connect to ")
+    assert stage_names(view.tester.stages.value) == ["resolve", "connect"]
     assert len(peer.messages) == 1
+
+
+def test_a_recipient_the_server_refuses_shows_its_reply(
+    admin: Client, pki: Pki, make_panel: MakePanel
+) -> None:
+    with SmtpPeer("starttls", pki=pki, refuse_recipients=("nobody@example.org",)) as peer:
+        server_id = add_peer_server(admin, peer)
+        panel = make_panel(admin)
+        row = panel.table.row_for(server_id)
+        assert row is not None
+        row.send_test_button.click()
+        view = panel.send_test_view
+        assert view is not None
+        view.to.value = "nobody@example.org"
+        view.send_button.click()
+    assert view.status.kind == "error"
+    assert view.status.text.startswith(
+        "Not sent (Recipient failed): 550 5.1.1 <nobody@example.org>: Recipient address "
+        "rejected: User unknown. The server refused nobody@example.org as a recipient"
+    ), view.status.text
+    assert stage_names(view.tester.stages.value) == SMTP_STAGES
+    assert peer.messages == []
+    [delivery] = admin.deliveries.list(SALES, server_id=server_id)
+    assert delivery.status == "failed" and "Recipient address rejected" in (delivery.error or "")
 
 
 def test_an_inherited_server_sends_a_test_but_is_tested_by_its_organization(
@@ -130,12 +171,13 @@ def test_actions_from_the_details_open_inside_them_and_refresh_them(
     # Read again after the test email: its delivery, its check and its trail.
     assert "<b>1</b> sent" in details.text("deliveries")
     assert "Test email" in details.text("audit")
-    assert "2 of the last 2 checks passed" in details.text("health")
+    # A test email is a delivery, not a check: the checks are the test that added it.
+    assert "1 of the last 1 checks passed" in details.text("health")
 
     details.test_now_button.click()
     now_view = panel.test_now_view
     assert now_view is not None and list(details.action_area.children) == [now_view]
     assert panel.send_test_view is None  # one action at a time
-    assert "3 of the last 3 checks passed" in details.text("health")
+    assert "2 of the last 2 checks passed" in details.text("health")
     now_view.close_button.click()
     assert details.action_area.children == () and panel.details_view is details
