@@ -1,7 +1,8 @@
 """Issue 13 in Chromium: an admin adds an SMTP server with Authentication = OAuth 2.0
 (Microsoft 365), uploading the app's certificate, tests it (certificate → token at the local
 identity provider → … → AUTH XOAUTH2 at a peer that verifies the token), tests it again from
-Update with the stored certificate, renames it, and deletes it.
+Update with the stored certificate, renames it, sends a test email through it from its row
+(certificate → token → … → data in one session, the message at the peer), and deletes it.
 
 The service is started as an operator would start it for a tenant: ELEGERE_GRAPH_AUTHORITY_HOST
 and ELEGERE_GRAPH_CA_FILE name the identity provider and its CA, ELEGERE_SMTP_CA_FILE the SMTP
@@ -20,6 +21,7 @@ from playwright.sync_api import expect
 from elegere_widgets.client import Client
 from tests.browser.conftest import Browse, Site
 from tests.browser.test_add_and_delete import row_names, type_into
+from tests.browser.test_details_and_send_test import stage_rows
 from tests.fixtures.certs import Pki, make_pki
 from tests.fixtures.graph_certs import CertAndKey, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
@@ -34,6 +36,7 @@ from tests.fixtures.smtp import SmtpPeer
 
 NAME = "Sales 365 (browser)"
 RENAMED = "Sales 365 via OAuth"
+TO = "buyer@example.org"
 SEEDED = ["Acme Relay", "Sales Mailer"]
 
 
@@ -166,6 +169,46 @@ def retest_and_rename_in_update(browse: Browse) -> None:
     browse.shot("oauth-renamed")
 
 
+def send_test_email(browse: Browse, peer: SmtpPeer) -> None:
+    """Send test email from the row: the app signs in, then one SMTP session authenticates
+    with XOAUTH2 and hands the message over, each stage showing as it ends."""
+    page = browse.page
+    page.locator(".elegere-row", has_text=RENAMED).locator("button.elegere-send-test").click()
+    view = page.locator(".elegere-send-test-view")
+    to = view.locator(".elegere-send-to input")
+    to.wait_for()
+    to.fill(TO)
+    to.press("Tab")
+    view.locator("button.elegere-send").click()
+    view.locator(".elegere-test-status .elegere-tone-ok").wait_for(timeout=30_000)
+    status = view.locator(".elegere-test-status").inner_text().strip()
+    assert status == f"✓ Test email sent to {TO}: 250 2.0.0 Message accepted for delivery"
+    stages = view.locator(".elegere-stages")
+    assert stage_rows(stages) == [
+        (title, True)
+        for title in (
+            "Certificate",
+            "Token",
+            "Resolve",
+            "Connect",
+            "TLS",
+            "EHLO",
+            "Authenticate",
+            "Sender",
+            "Recipient",
+            "Data",
+        )
+    ]
+    assert "XOAUTH2: 235" in stages.locator(".elegere-stage-authenticate").inner_text()
+    # The peer's sink got the message, from the mailbox the token signed in as.
+    [received] = peer.messages
+    assert (received.rcpt_tos, received.login) == ([TO], SALES_MAILBOX)
+    assert received.subject == "eLegere test message"
+    browse.shot("oauth-test-email-sent")
+    view.locator("button.elegere-close-send-test").click()
+    view.wait_for(state="detached")
+
+
 def delete_it(browse: Browse) -> None:
     """Delete: nothing uses the server, so no replacement is asked for."""
     page = browse.page
@@ -202,12 +245,14 @@ def test_add_test_rename_and_delete_an_oauth_smtp_server(
         assert stored.settings.authentication == "oauth2"  # type: ignore[union-attr]
         assert stored.secrets_set == {"certificate": True, "certificate_password": True}
     retest_and_rename_in_update(browse)
+    send_test_email(browse, peer)
     delete_it(browse)
 
     browse.assert_clean()
-    # Each test signed in afresh at the identity provider and with XOAUTH2 at the peer.
-    assert idp.token_requests == signed_in + 2
-    assert peer.auth_attempts == ["XOAUTH2", "XOAUTH2"]
+    # Each test signed in afresh at the identity provider, and the test email once (a test's
+    # token is not cached for sending); each with XOAUTH2 at the peer.
+    assert idp.token_requests == signed_in + 3
+    assert peer.auth_attempts == ["XOAUTH2", "XOAUTH2", "XOAUTH2"]
     assert peer.xoauth2_refusals == []
     with Client(site.service_url, site.token) as client:
         assert [s.name for s in client.email_servers.list("ws_sales")] == SEEDED
