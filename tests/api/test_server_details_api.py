@@ -79,6 +79,13 @@ def test_an_inherited_server_is_tested_and_sent_through_but_its_record_is_the_or
     assert len(list(admin.email_servers.checks(SALES, org_server))) == kept + 1
     [delivery] = admin.deliveries.list(SALES, server_id=org_server)
     assert (delivery.id, delivery.kind, delivery.status) == (sent.delivery_id, "test", "sent")
+    # Its Delegate sends through it from the organization's side, streamed alike.
+    seen.clear()
+    org_sent = delegate.organization_email_servers.send_test(
+        ORG, org_server, to="ops@example.com", on_stage=seen.append
+    )
+    assert org_sent.ok and seen == org_sent.stages and seen[-1].name == "data"
+    assert [m.rcpt_tos for m in peer.messages][-1] == ["ops@example.com"]
 
 
 def _deliveries(service: RunningService, rows: list[tuple[str, str, int, str | None]]) -> None:
