@@ -297,7 +297,9 @@ class EmailServers(Resource):
         with it); a failed test is a result, not an error. The service keeps the outcome on
         the server (``settings.next_certificate_test``): only a passing one may be promoted.
         ``on_stage`` as in :meth:`test`."""
-        return self._run_test(self._next(owner, server_id) + "/test", None, on_stage)
+        return self._run_staged(
+            self._next(owner, server_id) + "/test", None, on_stage, TEST_CUT, ConnectionTestResult
+        )
 
     def promote_next_certificate(
         self, owner: str, server_id: str, /, *, version: int
