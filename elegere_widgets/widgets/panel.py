@@ -40,6 +40,7 @@ from .details import DELIVERY_DAYS, ServerDetailsView, ServerStory
 from .details_html import STRIP_CHECKS
 from .dialogs import DeleteDialog
 from .formatting import plural
+from .rollover import RolloverCalls
 from .server_actions import SendTestView, TestNowView
 from .state import Spec
 from .table import PAGE_SIZE, ServersTable
@@ -355,6 +356,7 @@ class EmailServersPanel(ipywidgets.VBox):
             on_test=self._test,
             run_in_thread=self._run_in_thread,
             choices=self.servers,
+            rollover=RolloverCalls.bound(self._api, self._owner(), fresh.id),
         )
         self._open(view)
 

@@ -69,7 +69,7 @@ def test_upload_test_and_promote_the_next_certificate_in_update(
     tenant: Tenant,
     cert: CertAndKey,
     next_cert: CertAndKey,
-    views: list[UpdateServerView],
+    make_panel: Callable[..., EmailServersPanel],
 ) -> None:
     app = idp.add_app(tenant, certificates=[cert.cert])  # the next one not in Azure yet
     spec = GraphServerSpec(
@@ -84,8 +84,10 @@ def test_upload_test_and_promote_the_next_certificate_in_update(
     )
     tested = admin.email_servers.test(SALES, spec)
     server = admin.email_servers.create(SALES, spec, test_token=tested.test_token or "")
-    view = update_view(admin, server)
-    views.append(view)
+    panel = make_panel(admin)  # as an admin opens it: the row's Settings
+    next(r for r in panel.table.rows if r.cells[0] == "Sales Graph").settings_button.click()
+    view = panel.update_view
+    assert view is not None
     rollover = view.rollover
     assert rollover is not None and shown(view, rollover)
     assert "Current certificate: CN=elegere-widget-2026" in rollover.current.value
