@@ -16,7 +16,7 @@ from ..models.messages import (
     MessageSender,
     MessageSummary,
 )
-from ..models.senders import OrganizationMailSettings, WorkspaceMailSettings
+from ..models.senders import OrganizationMailSettings, WorkspaceNotifications
 from ._args import require_text, segment
 from ._http import Resource, follow_pages, parse
 
@@ -148,14 +148,17 @@ def _query(status: str | None, since: datetime | None, page_size: int) -> dict[s
 class MailSettings(Resource):
     """``/workspaces/{ws}/mail-settings`` and ``/organizations/{org}/mail-settings``."""
 
-    def get(self, ws: str, /) -> WorkspaceMailSettings:
-        """The workspace's notifications server (None: the organization's default)."""
-        return parse(self._http.request("GET", _ws(ws)), WorkspaceMailSettings)
+    def get(self, ws: str, /) -> WorkspaceNotifications:
+        """The workspace's notifications server (None: the organization's default, which
+        ``organization_default_server_id`` names)."""
+        return parse(self._http.request("GET", _ws(ws)), WorkspaceNotifications)
 
-    def set_notifications_server(self, ws: str, /, server_id: str | None) -> WorkspaceMailSettings:
+    def set_notifications_server(
+        self, ws: str, /, server_id: str | None
+    ) -> WorkspaceNotifications:
         """Set (an own or inherited server) or clear (None) the notifications server."""
         body = {"notifications_server_id": server_id}
-        return parse(self._http.request("PATCH", _ws(ws), json=body), WorkspaceMailSettings)
+        return parse(self._http.request("PATCH", _ws(ws), json=body), WorkspaceNotifications)
 
     def get_organization(self, org: str, /) -> OrganizationMailSettings:
         return parse(self._http.request("GET", _org(org)), OrganizationMailSettings)

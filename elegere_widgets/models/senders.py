@@ -51,6 +51,16 @@ class WorkspaceMailSettings(BaseModel):
     notifications_server_id: str | None = None
 
 
+class WorkspaceNotifications(WorkspaceMailSettings):
+    """What ``GET …/mail-settings`` answers: the workspace's setting and, read-only, the
+    organization's default server that sends its notifications when the setting is null (a
+    Workspace Admin may not read the organization's settings, yet must see who sends)."""
+
+    organization_default_server_id: str | None = Field(
+        None, description="The organization's default server; set by its Delegates."
+    )
+
+
 class OrganizationMailSettings(BaseModel):
     """The organization's default server: sends notifications of workspaces that name none."""
 

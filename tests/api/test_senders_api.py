@@ -183,17 +183,24 @@ def test_a_create_racing_past_the_check_is_refused_by_the_store_with_a_409(
 
 def test_workspace_mail_settings(http: httpx.Client, service: RunningService) -> None:
     add_server_row(service, "srv_support_own", "Support Own", "ws_support")
-    assert http.get(f"{SALES}/mail-settings").json() == {"notifications_server_id": None}
+    # The organization's default (srv_acme_relay, the seed's) shows, read-only, beside it.
+    org_default = {"organization_default_server_id": "srv_acme_relay"}
+    assert http.get(f"{SALES}/mail-settings").json() == {
+        "notifications_server_id": None,
+        **org_default,
+    }
     for server in ("srv_sales_mailer", "srv_acme_relay"):
         r = http.patch(f"{SALES}/mail-settings", json={"notifications_server_id": server})
-        assert r.status_code == 200 and r.json() == {"notifications_server_id": server}
+        assert r.status_code == 200
+        assert r.json() == {"notifications_server_id": server, **org_default}
     r = http.patch(f"{SALES}/mail-settings", json={"notifications_server_id": "srv_support_own"})
     assert r.status_code == 422 and "notifications_server_id" in _errors(r)
     assert http.patch(f"{SALES}/mail-settings", json={}).json() == {
-        "notifications_server_id": "srv_acme_relay"
+        "notifications_server_id": "srv_acme_relay",
+        **org_default,
     }
     r = http.patch(f"{SALES}/mail-settings", json={"notifications_server_id": None})
-    assert r.json() == {"notifications_server_id": None}
+    assert r.json() == {"notifications_server_id": None, **org_default}
 
 
 def test_organization_default_server(
@@ -286,7 +293,7 @@ def test_delete_with_replacement_moves_every_usage_and_queued_messages(
     assert {a["email_server_id"] for a in http.get(f"{SALES}/custom-actions").json()} == {
         "srv_sales_b"
     }
-    assert http.get(f"{SALES}/mail-settings").json() == {"notifications_server_id": "srv_sales_b"}
+    assert http.get(f"{SALES}/mail-settings").json()["notifications_server_id"] == "srv_sales_b"
     servers = {s["id"]: s for s in http.get(f"{SALES}/email-servers").json()}
     assert servers["srv_sales_c"]["fallback_server_id"] == "srv_sales_b"
     assert servers["srv_sales_b"]["fallback_server_id"] is None  # never its own fallback

@@ -14,6 +14,7 @@ from ...models.senders import (
     SenderIn,
     SenderPatch,
     WorkspaceMailSettings,
+    WorkspaceNotifications,
 )
 from ..deps import OrganizationMailDep, SendersDep
 
@@ -91,16 +92,16 @@ for _kind in (
     add_sender_routes(router, _kind)
 
 
-@router.get("/mail-settings", response_model=WorkspaceMailSettings)
-def workspace_mail_settings(senders: SendersDep) -> WorkspaceMailSettings:
+@router.get("/mail-settings", response_model=WorkspaceNotifications)
+def workspace_mail_settings(senders: SendersDep) -> WorkspaceNotifications:
     """The server of the workspace's notifications (null: the organization's default)."""
     return senders.mail_settings()
 
 
-@router.patch("/mail-settings", response_model=WorkspaceMailSettings)
+@router.patch("/mail-settings", response_model=WorkspaceNotifications)
 def set_workspace_mail_settings(
     body: Annotated[WorkspaceMailSettings, Body()], senders: SendersDep
-) -> WorkspaceMailSettings:
+) -> WorkspaceNotifications:
     """Set (own or inherited server) or clear (null) the notifications server."""
     return senders.set_mail_settings(body)
 

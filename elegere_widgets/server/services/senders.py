@@ -19,6 +19,7 @@ from ...models.senders import (
     SenderIn,
     SenderPatch,
     WorkspaceMailSettings,
+    WorkspaceNotifications,
 )
 from ..scope import Scope
 from ..security import new_id
@@ -149,12 +150,14 @@ class SenderService:
             raise NotFound(f"There is no workspace '{self.scope.workspace_id}'.")
         return row
 
-    def mail_settings(self) -> WorkspaceMailSettings:
-        return WorkspaceMailSettings(
-            notifications_server_id=self._workspace().notifications_server_id
+    def mail_settings(self) -> WorkspaceNotifications:
+        organization = self.session.get(Organization, self.scope.organization_id)
+        return WorkspaceNotifications(
+            notifications_server_id=self._workspace().notifications_server_id,
+            organization_default_server_id=organization.default_server_id if organization else None,
         )
 
-    def set_mail_settings(self, body: WorkspaceMailSettings) -> WorkspaceMailSettings:
+    def set_mail_settings(self, body: WorkspaceMailSettings) -> WorkspaceNotifications:
         row = self._workspace()
         if "notifications_server_id" not in body.model_fields_set:
             return self.mail_settings()  # PATCH {}: nothing to change
@@ -165,7 +168,7 @@ class SenderService:
             ).id
         row.notifications_server_id = server_id
         self.session.commit()
-        return WorkspaceMailSettings(notifications_server_id=server_id)
+        return self.mail_settings()
 
 
 @dataclass
