@@ -153,9 +153,7 @@ class MailSettings(Resource):
         ``organization_default_server_id`` names)."""
         return parse(self._http.request("GET", _ws(ws)), WorkspaceNotifications)
 
-    def set_notifications_server(
-        self, ws: str, /, server_id: str | None
-    ) -> WorkspaceNotifications:
+    def set_notifications_server(self, ws: str, /, server_id: str | None) -> WorkspaceNotifications:
         """Set (an own or inherited server) or clear (None) the notifications server."""
         body = {"notifications_server_id": server_id}
         return parse(self._http.request("PATCH", _ws(ws), json=body), WorkspaceNotifications)

@@ -8,7 +8,8 @@
     EmailServersPanel(client, organization="Acme")   # the servers every workspace inherits
 
 Only the panel calls the client; the table, the wizard, the update form, the delete dialog,
-a server's details and its Test now / Send test email take data and callbacks. Quick calls
+a server's details and its Test now / Send test email, and the server of notifications
+(Notifications; Default server for an organization) take data and callbacks. Quick calls
 (list, get, usages, create, update, delete) run inline; connection tests, test emails and the
 reading of a server's details run in a worker thread. Every error of the client shows as a
 message — in the status line, in the open view, or next to a field — never as a traceback.
@@ -24,7 +25,7 @@ from typing import Any
 import ipywidgets
 
 from ..client import Client, EmailServers
-from ..errors import ElegereError, NotFound, PermissionDenied, ReadOnlyServer
+from ..errors import ElegereError, NotFound, PermissionDenied, ReadOnlyServer, StaleVersion
 from ..models import (
     ConnectionTestResult,
     EmailServer,
@@ -40,6 +41,7 @@ from .details import DELIVERY_DAYS, ServerDetailsView, ServerStory
 from .details_html import STRIP_CHECKS
 from .dialogs import DeleteDialog
 from .formatting import plural
+from .mail_settings import MailSetting, MailSettingsView
 from .rollover import RolloverCalls
 from .server_actions import SendTestView, TestNowView
 from .state import Spec
@@ -70,6 +72,7 @@ View = (
     | ServerDetailsView
     | TestNowView
     | SendTestView
+    | MailSettingsView
 )
 ActionView = TestNowView | SendTestView
 # The attribute of each kind of view, in the order ``view`` looks for the open one: an action
@@ -80,6 +83,7 @@ _VIEW_ATTRIBUTES: tuple[tuple[type[View], str], ...] = (
     (DeleteDialog, "delete_dialog"),
     (TestNowView, "test_now_view"),
     (SendTestView, "send_test_view"),
+    (MailSettingsView, "mail_settings_view"),
     (ServerDetailsView, "details_view"),
 )
 #: The audit events a server's details show, newest first.
@@ -139,6 +143,13 @@ class EmailServersPanel(ipywidgets.VBox):
         self.add_button = button(
             "Add Email Server", "elegere-add", icon="plus", button_style="primary"
         )
+        # Which server sends notifications: the workspace's, or the organization's default.
+        self.mail_settings_button = button(
+            "Default server" if organization is not None else "Notifications",
+            "elegere-mail-settings-open",
+            icon="envelope",
+            tooltip="Which server sends notifications",
+        )
         self.status = StatusLine("elegere-status")
         self.table = ServersTable(
             on_settings=self._open_update,
@@ -158,12 +169,15 @@ class EmailServersPanel(ipywidgets.VBox):
         self.details_view: ServerDetailsView | None = None
         self.test_now_view: TestNowView | None = None
         self.send_test_view: SendTestView | None = None
+        self.mail_settings_view: MailSettingsView | None = None
         self._my_address: str | None = None
 
         self.refresh_button.on_click(self._on_refresh)
         self.add_button.on_click(self._on_add)
+        self.mail_settings_button.on_click(self._open_mail_settings)
         self.toolbar = css(
-            ipywidgets.HBox([self.refresh_button, self.add_button]), "elegere-toolbar"
+            ipywidgets.HBox([self.refresh_button, self.add_button, self.mail_settings_button]),
+            "elegere-toolbar",
         )
         # The table joins once the servers are read: "no servers yet" would be wrong before.
         super().__init__([self.stylesheet, self.title, self.subtitle, self.toolbar, self.status])
@@ -175,7 +189,7 @@ class EmailServersPanel(ipywidgets.VBox):
     @handles_errors
     def _load(self, focus: str | None = None) -> None:
         if self.organization_ref is not None and self.organization is None:
-            self.add_button.disabled = True
+            self.add_button.disabled = self.mail_settings_button.disabled = True
             self.organization = self._resolve_organization(self.organization_ref)
             if self.organization is None:
                 return
@@ -184,7 +198,7 @@ class EmailServersPanel(ipywidgets.VBox):
                 "workspace inherits"
             )
         elif self.organization_ref is None and self.workspace is None:
-            self.add_button.disabled = True
+            self.add_button.disabled = self.mail_settings_button.disabled = True
             self.workspace = self._resolve_workspace()
             if self.workspace is None:
                 return
@@ -194,7 +208,7 @@ class EmailServersPanel(ipywidgets.VBox):
             )
         self.servers = self._api.list(self._owner())
         self.table.show(self.servers, focus=focus)
-        self.add_button.disabled = False
+        self.add_button.disabled = self.mail_settings_button.disabled = False
         self.children = self._main_children()
 
     def _resolve_workspace(self) -> Workspace | None:
@@ -295,7 +309,7 @@ class EmailServersPanel(ipywidgets.VBox):
     @property
     def view(self) -> View | None:
         """The open view: the wizard, the update form, the delete dialog, Test now or Send
-        test email, or a server's details (which may hold one of the last two)."""
+        test email, the notifications' server, or a server's details (which may hold one of the last two)."""
         for _kind, name in _VIEW_ATTRIBUTES:
             view: View | None = getattr(self, name)
             if view is not None:
@@ -530,6 +544,66 @@ class EmailServersPanel(ipywidgets.VBox):
                 inside.load()
 
         return done
+
+    # ------------------------------------------------------------ notifications' server
+
+    @handles_errors
+    def _open_mail_settings(self, _button: object = None) -> None:
+        setting = self._mail_setting()
+        self.status.clear()
+        self._open(
+            MailSettingsView(
+                setting,
+                on_save=self._save_mail_setting,
+                on_cancel=self._close_view,
+                on_reload=self._reload_mail_setting,
+            )
+        )
+
+    def _mail_setting(self) -> MailSetting:
+        """The stored setting of this scope, and the servers one may choose (the table's:
+        a workspace's own and inherited servers, or the organization's own)."""
+        owner = self._owner()
+        if self.organization is not None:
+            org = self.client.mail_settings.get_organization(owner)
+            return MailSetting(
+                self.organization.name,
+                org.default_server_id,
+                self.servers,
+                organization=self.organization.name,
+            )
+        ws = self.client.mail_settings.get(owner)
+        default_id = ws.organization_default_server_id
+        return MailSetting(
+            self.workspace.name if self.workspace else owner,
+            ws.notifications_server_id,
+            self.servers,
+            organization_default=next((s for s in self.servers if s.id == default_id), None),
+        )
+
+    def _save_mail_setting(self, server_id: str | None, expected: str | None) -> None:
+        # The setting has no version: read it again and refuse, as Update does on a stale
+        # version, when someone else changed it since the view was opened.
+        stored = self._mail_setting()
+        if stored.server_id != expected:
+            now = stored.name_of(stored.server_id) if stored.server_id else "none"
+            raise StaleVersion(
+                f"Someone else changed this setting since you opened it (now: {now}), so your "
+                "choice was not saved. Reload to see it, then choose again."
+            )
+        owner = self._owner()
+        if self.organization is not None:
+            self.client.mail_settings.set_default_server(owner, server_id)
+        else:
+            self.client.mail_settings.set_notifications_server(owner, server_id)
+        self._close_view()
+        self.status.ok(stored.said(server_id))
+        self._reload(focus=server_id, then=self.status.text)
+
+    def _reload_mail_setting(self) -> None:
+        setting = self._mail_setting()
+        if self.mail_settings_view is not None:
+            self.mail_settings_view.load(setting)
 
     # ------------------------------------------------------------ refresh
 
