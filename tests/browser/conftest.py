@@ -31,6 +31,8 @@ from elegere_widgets.dashboard.launch import (
 )
 from elegere_widgets.dashboard.processes import Child, spawn, stop_all, wait_until_answers
 from tests.dashboard.launcher import free_port
+from tests.fixtures.certs import Pki, make_pki
+from tests.fixtures.smtp import SmtpPeer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -126,6 +128,19 @@ class Site:
 def service_extra() -> tuple[dict[str, str], list[str]]:
     """Override in a module: (extra environment, extra arguments) of the service."""
     return {}, []
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A test CA and a server certificate, one per module (its service trusts the CA)."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def peer(pki: Pki) -> Iterator[SmtpPeer]:
+    """aiosmtpd on 127.0.0.1 that requires STARTTLS, then a login; one per module."""
+    with SmtpPeer("starttls", pki=pki) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

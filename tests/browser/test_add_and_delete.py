@@ -4,56 +4,25 @@ choosing a replacement from the drop-down."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import expect
 
 from elegere_widgets.client import Client
 from tests.browser.conftest import Browse, Site
-from tests.fixtures.certs import Pki, make_pki
+from tests.browser.support import row_names, trusting_peer, type_into, type_smtp_server
+from tests.fixtures.certs import Pki
 from tests.fixtures.smtp import ACCOUNT, PASSWORD, SmtpPeer
 
 NEW_NAME = "Sales relay (browser)"
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def peer(pki: Pki) -> Iterator[SmtpPeer]:
-    with SmtpPeer("starttls", pki=pki) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def service_extra(pki: Pki, peer: SmtpPeer) -> tuple[dict[str, str], list[str]]:
-    # As an administrator would: trust the CA, and let tests reach this port on loopback.
-    return {"ELEGERE_SMTP_CA_FILE": str(pki.ca.cert_path)}, [
-        "--egress-allow-port",
-        str(peer.port),
-    ]
+    return trusting_peer(pki, peer)
 
 
 @pytest.fixture(scope="module")
 def dashboard_url(site: Site) -> str:
     return site.voila(token=True)
-
-
-def type_into(browse: Browse, field: str, text: str) -> None:
-    """Click the field, type as a person does, and leave it (Tab commits the value)."""
-    box = browse.page.locator(f".elegere-field-{field} input")
-    box.click()
-    box.fill("")
-    box.press_sequentially(text)
-    box.press("Tab")
-
-
-def row_names(browse: Browse) -> list[str]:
-    cells = browse.page.locator(".elegere-row .elegere-cell-name").all_inner_texts()
-    return [c.strip() for c in cells]
 
 
 def test_add_an_smtp_server_then_delete_one_in_use(
@@ -74,16 +43,7 @@ def test_add_an_smtp_server_then_delete_one_in_use(
     page.locator("button.elegere-next").click()
 
     # 2 Settings
-    page.locator(".elegere-field-name input").wait_for()
-    type_into(browse, "name", NEW_NAME)
-    type_into(browse, "server", peer.host)
-    page.locator(".elegere-field-use_ssl input[type=checkbox]").check()
-    # Checking Use SSL suggests port 465 (from the kernel): type the port only once it shows,
-    # or the suggestion lands in the middle of the typing.
-    expect(page.locator(".elegere-field-port input")).to_have_value("465")
-    type_into(browse, "port", str(peer.port))
-    type_into(browse, "account", ACCOUNT)
-    type_into(browse, "sender_address", "sales@acme.example")
+    type_smtp_server(browse, NEW_NAME, peer, ACCOUNT, "sales@acme.example")
     type_into(browse, "password", PASSWORD)
     assert page.locator(".elegere-field-port input").input_value() == str(peer.port)
     assert page.locator(".elegere-field-error:visible").count() == 0

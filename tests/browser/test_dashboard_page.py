@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.conftest import Browse, Site
+from tests.browser.support import sign_in
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +71,8 @@ def test_sign_in_through_the_form(urls: dict[str, str], browse: Browse) -> None:
 
 
 def test_a_delegate_picks_the_organization_scope(urls: dict[str, str], browse: Browse) -> None:
-    browse.open(urls["sign_in"], ".elegere-sign-in-email input")
+    sign_in(browse, urls["sign_in"], "delegate@acme.example")
     page = browse.page
-    page.locator(".elegere-sign-in-email input").fill("delegate@acme.example")
-    password = page.locator(".elegere-sign-in-password input")
-    password.fill("demo")
-    password.press("Enter")
     picker = page.locator(".elegere-workspace-picker select")
     picker.wait_for()
     picker.select_option(label="org_acme (organization)")

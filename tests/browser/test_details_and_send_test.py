@@ -4,51 +4,21 @@ delivery."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
 from elegere_widgets.client import Client
 from tests.browser.conftest import Browse, Site
-from tests.fixtures.certs import Pki, make_pki
+from tests.browser.support import stage_rows, trusting_peer
+from tests.fixtures.certs import Pki
 from tests.fixtures.smtp import PASSWORD, SmtpPeer
 
 NAME = "Sales relay (peer)"
 TO = "someone@example.com"
 
 
-def stage_rows(stages: Any) -> list[tuple[str, bool]]:
-    """The stage table under ``stages`` (a locator) as a person reads it: each stage's title,
-    and whether it shows ✓."""
-    rows = stages.locator(".elegere-stage")
-    return [
-        (
-            row.locator(".elegere-stage-title").inner_text().strip(),
-            row.locator(".elegere-stage-mark").inner_text().strip() == "✓",
-        )
-        for row in rows.all()
-    ]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def peer(pki: Pki) -> Iterator[SmtpPeer]:
-    with SmtpPeer("starttls", pki=pki) as running:
-        yield running
-
-
 @pytest.fixture(scope="module")
 def service_extra(pki: Pki, peer: SmtpPeer) -> tuple[dict[str, str], list[str]]:
-    # As an administrator would: trust the CA, and let tests reach this port on loopback.
-    return {"ELEGERE_SMTP_CA_FILE": str(pki.ca.cert_path)}, [
-        "--egress-allow-port",
-        str(peer.port),
-    ]
+    return trusting_peer(pki, peer)
 
 
 @pytest.fixture(scope="module")

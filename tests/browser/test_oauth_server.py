@@ -20,9 +20,8 @@ from playwright.sync_api import expect
 
 from elegere_widgets.client import Client
 from tests.browser.conftest import Browse, Site
-from tests.browser.test_add_and_delete import row_names, type_into
-from tests.browser.test_details_and_send_test import stage_rows
-from tests.fixtures.certs import Pki, make_pki
+from tests.browser.support import row_names, stage_rows, type_into, type_smtp_server
+from tests.fixtures.certs import Pki
 from tests.fixtures.graph_certs import CertAndKey, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
 from tests.fixtures.oauth import (
@@ -38,11 +37,6 @@ NAME = "Sales 365 (browser)"
 RENAMED = "Sales 365 via OAuth"
 TO = "buyer@example.org"
 SEEDED = ["Acme Relay", "Sales Mailer"]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
@@ -105,14 +99,7 @@ def add_in_the_wizard(
     page.locator(".elegere-type label", has_text="SMTP").click()
     page.locator("button.elegere-next").click()
 
-    page.locator(".elegere-field-name input").wait_for()
-    type_into(browse, "name", NAME)
-    type_into(browse, "server", peer.host)
-    page.locator(".elegere-field-use_ssl input[type=checkbox]").check()
-    expect(page.locator(".elegere-field-port input")).to_have_value("465")
-    type_into(browse, "port", str(peer.port))
-    type_into(browse, "account", SALES_MAILBOX)
-    type_into(browse, "sender_address", SALES_MAILBOX)
+    type_smtp_server(browse, NAME, peer, SALES_MAILBOX, SALES_MAILBOX)
     page.locator(".elegere-field-authentication select").select_option(
         label="OAuth 2.0 (Microsoft 365)"
     )
@@ -157,11 +144,7 @@ def retest_and_rename_in_update(browse: Browse) -> None:
     update.locator("button.elegere-test").click()
     stages_passed(browse, ".elegere-update")
     browse.shot("oauth-update-tested")
-    box = update.locator(".elegere-field-name input")
-    box.click()
-    box.fill("")
-    box.press_sequentially(RENAMED)
-    box.press("Tab")
+    type_into(browse, "name", RENAMED, within=".elegere-update")
     update.locator("button.elegere-save").click()
     page.locator(".elegere-status", has_text=f"Saved '{RENAMED}'").wait_for()
     page.locator(".elegere-row", has_text=RENAMED).wait_for()

@@ -7,14 +7,14 @@ in the dialog."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from elegere_widgets.client import Client
 from tests.browser.conftest import Browse, Site
-from tests.fixtures.certs import Pki, make_pki
+from tests.browser.support import sign_in, spaced, trusting_peer
+from tests.fixtures.certs import Pki
 from tests.fixtures.smtp import SmtpPeer
 
 ORG, SALES, SUPPORT = "org_acme", "ws_sales", "ws_support"
@@ -24,23 +24,8 @@ BACKUP = "Acme Backup"
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def peer(pki: Pki) -> Iterator[SmtpPeer]:
-    with SmtpPeer("starttls", pki=pki) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def service_extra(pki: Pki, peer: SmtpPeer) -> tuple[dict[str, str], list[str]]:
-    # As an administrator would: trust the CA, and let tests reach this port on loopback.
-    return {"ELEGERE_SMTP_CA_FILE": str(pki.ca.cert_path)}, [
-        "--egress-allow-port",
-        str(peer.port),
-    ]
+    return trusting_peer(pki, peer)
 
 
 @pytest.fixture(scope="module")
@@ -75,20 +60,11 @@ def choose(browse: Browse, place: int, server: str) -> None:
     select.select_option(label=label)
 
 
-def spaced(text: str) -> str:
-    """What an option says: ipywidgets writes its spaces as no-break spaces."""
-    return text.replace("\xa0", " ").strip()
-
-
 def test_a_delegate_deletes_an_organization_server_choosing_per_workspace(
     sign_in_url: str, browse: Browse, site: Site, backup_id: str, axe_script: Path
 ) -> None:
     page = browse.page
-    browse.open(sign_in_url, ".elegere-sign-in-email input")
-    page.locator(".elegere-sign-in-email input").fill(DELEGATE)
-    password = page.locator(".elegere-sign-in-password input")
-    password.fill("demo")
-    password.press("Enter")
+    sign_in(browse, sign_in_url, DELEGATE)
     picker = page.locator(".elegere-workspace-picker select")
     picker.wait_for()
     scope = picker.locator("option", has_text="(organization)").first.text_content() or ""
