@@ -25,7 +25,6 @@ from elegere_widgets.models import (
     EmailServer,
     EmailServerPatch,
     GraphServerSpec,
-    GraphSettings,
     GraphSettingsView,
     SmtpSettings,
     SmtpSettingsView,
@@ -33,7 +32,10 @@ from elegere_widgets.models import (
 from elegere_widgets.server.seed import ORG_ID
 from elegere_widgets.server.store.tables import AuditEvent
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_cer, to_pfx
+from tests.fixtures.graph_servers import add_graph_server
+from tests.fixtures.graph_servers import graph_spec as spec_with
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
+from tests.fixtures.oauth import service_settings
 from tests.fixtures.service import RunningService, count_statements
 
 SALES = "ws_sales"
@@ -59,31 +61,11 @@ def app(idp: IdentityProvider, tenant: Tenant, cert: CertAndKey, next_cert: Cert
 
 @pytest.fixture
 def service_settings_overrides(idp: IdentityProvider) -> dict[str, object]:
-    return {
-        "graph_authority_host": idp.url,
-        "graph_base_url": idp.graph_base_url,
-        "graph_ca_file": idp.ca_bundle,
-    }
+    return service_settings(idp)
 
 
 def graph_spec(tenant: Tenant, app: App, cert: CertAndKey) -> GraphServerSpec:
-    return GraphServerSpec(
-        name="Sales Graph",
-        settings=GraphSettings(
-            account=SALES_MAILBOX,
-            tenant_id=tenant.id,
-            client_id=app.client_id,
-            certificate=to_pfx(cert, password=PASSWORD),
-            certificate_password=PASSWORD,
-        ),
-    )
-
-
-def add(client: Client, owner: str, spec: GraphServerSpec, *, org: bool = False) -> EmailServer:
-    api = client.organization_email_servers if org else client.email_servers
-    result = api.test(owner, spec)
-    assert result.ok, result.stages
-    return api.create(owner, spec, test_token=result.test_token or "")
+    return spec_with(tenant, app, cert, password=PASSWORD)
 
 
 def upload(client: Client, server: EmailServer, item: CertAndKey) -> EmailServer:
@@ -124,7 +106,7 @@ def test_the_next_certificate_is_shown_beside_the_current_one_never_its_secrets(
     cert: CertAndKey,
     next_cert: CertAndKey,
 ) -> None:
-    server = add(admin, SALES, graph_spec(tenant, app, cert))
+    server = add_graph_server(admin, SALES, graph_spec(tenant, app, cert))
     uploaded = upload(admin, server, next_cert)
     assert uploaded.version == server.version + 1
     view = graph_view(uploaded)
@@ -163,7 +145,7 @@ def test_the_next_certificate_is_shown_beside_the_current_one_never_its_secrets(
 def test_the_next_certificate_is_checked_as_the_current_one_is(
     admin: Client, tenant: Tenant, app: App, cert: CertAndKey, next_cert: CertAndKey
 ) -> None:
-    server = add(admin, SALES, graph_spec(tenant, app, cert))
+    server = add_graph_server(admin, SALES, graph_spec(tenant, app, cert))
 
     def refused(settings: dict[str, object]) -> dict[str, str]:
         with pytest.raises(InvalidSettings) as info:
@@ -206,7 +188,7 @@ def test_tested_then_promoted_the_next_certificate_becomes_the_current_one_in_on
     cert: CertAndKey,
     next_cert: CertAndKey,
 ) -> None:
-    server = upload(admin, add(admin, SALES, graph_spec(tenant, app, cert)), next_cert)
+    server = upload(admin, add_graph_server(admin, SALES, graph_spec(tenant, app, cert)), next_cert)
     seen = len(idp.assertion_headers)
     streamed = []
     result = admin.email_servers.test_next_certificate(SALES, server.id, on_stage=streamed.append)
@@ -260,7 +242,7 @@ def test_promoting_is_refused_until_that_very_certificate_passed_a_test(
     next_cert: CertAndKey,
 ) -> None:
     app = idp.add_app(tenant, certificates=[cert.cert])  # the next one not in Azure yet
-    server = add(admin, SALES, graph_spec(tenant, app, cert))
+    server = add_graph_server(admin, SALES, graph_spec(tenant, app, cert))
     with pytest.raises(Conflict) as none:
         admin.email_servers.promote_next_certificate(SALES, server.id, version=server.version)
     assert "holds no next certificate: upload one first" in str(none.value)
@@ -313,7 +295,7 @@ def test_dropping_forgets_the_next_certificate_and_keeps_the_current_one(
     cert: CertAndKey,
     next_cert: CertAndKey,
 ) -> None:
-    server = upload(admin, add(admin, SALES, graph_spec(tenant, app, cert)), next_cert)
+    server = upload(admin, add_graph_server(admin, SALES, graph_spec(tenant, app, cert)), next_cert)
     dropped = admin.email_servers.drop_next_certificate(SALES, server.id, version=server.version)
     assert dropped.version == server.version + 1
     view = graph_view(dropped)
@@ -352,7 +334,7 @@ def test_only_the_servers_own_admins_roll_it_over(
     cert: CertAndKey,
     next_cert: CertAndKey,
 ) -> None:
-    inherited = add(delegate, ORG_ID, graph_spec(tenant, app, cert), org=True)
+    inherited = add_graph_server(delegate, ORG_ID, graph_spec(tenant, app, cert), org=True)
     org = delegate.organization_email_servers
     held = org.upload_next_certificate(
         ORG_ID,
@@ -400,7 +382,7 @@ def test_an_expiring_certificate_with_a_tested_later_one_is_not_expiring(
         "elegere-rollover-short", key=rsa_key(44), not_after=datetime.now(UTC) + timedelta(days=10)
     )
     app = idp.add_app(tenant, certificates=[soon.cert, next_cert.cert, short.cert])
-    server = add(admin, SALES, graph_spec(tenant, app, soon))
+    server = add_graph_server(admin, SALES, graph_spec(tenant, app, soon))
 
     def health(server_id: str) -> tuple[str, str]:
         listed = {s.id: s.health for s in admin.email_servers.list(SALES)}

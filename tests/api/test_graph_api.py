@@ -21,12 +21,13 @@ from elegere_widgets.models import (
     EmailServer,
     EmailServerPatch,
     GraphServerSpec,
-    GraphSettings,
     Stage,
 )
 from elegere_widgets.server.store.tables import EmailServerRow
 from tests.connectivity.test_graph import SCOPE_TO_MAILBOX, SEND_AS_DENIED
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_cer, to_pfx
+from tests.fixtures.graph_servers import add_graph_server
+from tests.fixtures.graph_servers import graph_spec as spec_with
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
 from tests.fixtures.oauth import service_settings
 from tests.fixtures.processes import Serving, clean_env, serving
@@ -66,22 +67,11 @@ def graph_spec(
     password: str = PFX_PASSWORD,
     name: str = "Sales Graph",
 ) -> GraphServerSpec:
-    return GraphServerSpec(
-        name=name,
-        settings=GraphSettings(
-            account=MAILBOX,
-            tenant_id=tenant.id,
-            client_id=app.client_id,
-            certificate=to_pfx(cert, password=password),
-            certificate_password=password,
-        ),
-    )
+    return spec_with(tenant, app, cert, password=password, name=name)
 
 
-def add(admin: Client, spec: GraphServerSpec):  # type: ignore[no-untyped-def]
-    result = admin.email_servers.test(SALES, spec)
-    assert result.ok, result.stages
-    return admin.email_servers.create(SALES, spec, test_token=result.test_token or "")
+def add(admin: Client, spec: GraphServerSpec) -> EmailServer:
+    return add_graph_server(admin, SALES, spec)
 
 
 def test_graph_server_is_tested_added_and_shows_its_certificate_not_the_secret(

@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from elegere_widgets.client import Client
-from elegere_widgets.models import EmailServer, GraphServerSpec, GraphSettings
+from elegere_widgets.models import EmailServer
 from elegere_widgets.widgets import EmailServersPanel, RolloverCalls, ServerRow, UpdateServerView
 from elegere_widgets.widgets.fields import upload_value
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_pfx
-from tests.fixtures.identity_provider import SALES_MAILBOX, IdentityProvider, Tenant
+from tests.fixtures.graph_servers import add_graph_server, graph_spec
+from tests.fixtures.identity_provider import IdentityProvider, Tenant
+from tests.fixtures.oauth import service_settings
 from tests.widgets.conftest import run_now
 from tests.widgets.support import shown
 
@@ -25,11 +27,7 @@ NEXT_PASSWORD = "pfx-Widget-Next-2"
 
 @pytest.fixture
 def service_settings_overrides(idp: IdentityProvider) -> dict[str, object]:
-    return {
-        "graph_authority_host": idp.url,
-        "graph_base_url": idp.graph_base_url,
-        "graph_ca_file": idp.ca_bundle,
-    }
+    return service_settings(idp)
 
 
 @pytest.fixture(scope="module")
@@ -72,18 +70,7 @@ def test_upload_test_and_promote_the_next_certificate_in_update(
     make_panel: Callable[..., EmailServersPanel],
 ) -> None:
     app = idp.add_app(tenant, certificates=[cert.cert])  # the next one not in Azure yet
-    spec = GraphServerSpec(
-        name="Sales Graph",
-        settings=GraphSettings(
-            account=SALES_MAILBOX,
-            tenant_id=tenant.id,
-            client_id=app.client_id,
-            certificate=to_pfx(cert, password=PASSWORD),
-            certificate_password=PASSWORD,
-        ),
-    )
-    tested = admin.email_servers.test(SALES, spec)
-    server = admin.email_servers.create(SALES, spec, test_token=tested.test_token or "")
+    server = add_graph_server(admin, SALES, graph_spec(tenant, app, cert, password=PASSWORD))
     panel = make_panel(admin)  # as an admin opens it: the row's Settings
     next(r for r in panel.table.rows if r.cells[0] == "Sales Graph").settings_button.click()
     view = panel.update_view
@@ -160,17 +147,7 @@ def test_drop_the_next_certificate_and_a_password_server_has_no_rollover(
     views: list[UpdateServerView],
 ) -> None:
     app = idp.add_app(tenant, certificates=[cert.cert, next_cert.cert])
-    spec = GraphServerSpec(
-        name="Sales Graph",
-        settings=GraphSettings(
-            account=SALES_MAILBOX,
-            tenant_id=tenant.id,
-            client_id=app.client_id,
-            certificate=to_pfx(cert),
-        ),
-    )
-    tested = admin.email_servers.test(SALES, spec)
-    server = admin.email_servers.create(SALES, spec, test_token=tested.test_token or "")
+    server = add_graph_server(admin, SALES, graph_spec(tenant, app, cert))
     held = admin.email_servers.upload_next_certificate(
         SALES, server.id, certificate=to_pfx(next_cert), version=server.version
     )
@@ -205,17 +182,7 @@ def test_the_certificate_column_shows_the_next_one_and_a_tested_one_takes_the_al
         not_after=datetime.now(UTC) + timedelta(days=20.5),
     )
     app = idp.add_app(tenant, certificates=[soon.cert, next_cert.cert])
-    spec = GraphServerSpec(
-        name="Sales Graph",
-        settings=GraphSettings(
-            account=SALES_MAILBOX,
-            tenant_id=tenant.id,
-            client_id=app.client_id,
-            certificate=to_pfx(soon),
-        ),
-    )
-    tested = admin.email_servers.test(SALES, spec)
-    server = admin.email_servers.create(SALES, spec, test_token=tested.test_token or "")
+    server = add_graph_server(admin, SALES, graph_spec(tenant, app, soon))
     admin.email_servers.upload_next_certificate(
         SALES, server.id, certificate=to_pfx(next_cert), version=server.version
     )

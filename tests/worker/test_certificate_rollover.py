@@ -17,14 +17,14 @@ from sqlalchemy import select
 from elegere_widgets.client import Client
 from elegere_widgets.models import (
     EmailServerPatch,
-    GraphServerSpec,
-    GraphSettings,
     MessageSender,
 )
 from elegere_widgets.server.store.tables import DeliveryRow, MessageRow
 from tests.conftest import ADMIN
 from tests.fixtures.graph_certs import CertAndKey, make_cert, rsa_key, to_pfx
-from tests.fixtures.identity_provider import SALES_MAILBOX, IdentityProvider, Tenant
+from tests.fixtures.graph_servers import add_graph_server, graph_spec
+from tests.fixtures.identity_provider import IdentityProvider, Tenant
+from tests.fixtures.oauth import service_settings
 from tests.fixtures.service import RunningService
 
 from .conftest import Workers, wait_until
@@ -41,11 +41,7 @@ PER_PHASE = 12
 
 @pytest.fixture
 def service_settings_overrides(idp: IdentityProvider) -> dict[str, object]:
-    return {
-        "graph_authority_host": idp.url,
-        "graph_base_url": idp.graph_base_url,
-        "graph_ca_file": idp.ca_bundle,
-    }
+    return service_settings(idp)
 
 
 class Stream:
@@ -112,19 +108,7 @@ def test_a_certificate_rolls_over_under_a_steady_stream_with_no_failed_send(
     new = make_cert("elegere-stream-2027", key=rsa_key(51), days=730)
     # Step 1 of a rollover happens in Azure: the new certificate joins the app registration.
     app = idp.add_app(tenant, certificates=[old.cert])
-    spec = GraphServerSpec(
-        name="Sales Graph",
-        settings=GraphSettings(
-            account=SALES_MAILBOX,
-            tenant_id=tenant.id,
-            client_id=app.client_id,
-            certificate=to_pfx(old, password=OLD_PASSWORD),
-            certificate_password=OLD_PASSWORD,
-        ),
-    )
-    result = admin.email_servers.test(SALES, spec)
-    assert result.ok, result.stages
-    server = admin.email_servers.create(SALES, spec, test_token=result.test_token or "")
+    server = add_graph_server(admin, SALES, graph_spec(tenant, app, old, password=OLD_PASSWORD))
     # No pace: Graph's default of 30 a minute would only slow the stream down.
     server = admin.email_servers.update(
         SALES, server.id, EmailServerPatch(max_per_minute=100_000), version=server.version
