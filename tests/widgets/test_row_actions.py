@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 from elegere_widgets.client import Client
-from elegere_widgets.widgets import EmailServersPanel
+from elegere_widgets.widgets import EmailServersPanel, SendTestView, ServerRow
 from tests.fixtures.certs import Pki
 from tests.fixtures.smtp import SmtpPeer
 from tests.widgets.support import shown
@@ -24,13 +24,30 @@ def stage_names(stages_html: str) -> list[str]:
     return re.findall(r'class="elegere-stage elegere-stage-(\w+)"', stages_html)
 
 
-def test_test_now_shows_the_stages_and_the_row_follows(
+def peer_row(
     admin: Client, peer: SmtpPeer, make_panel: MakePanel
-) -> None:
+) -> tuple[str, EmailServersPanel, ServerRow]:
+    """A server of Sales that sends through ``peer``, the panel, and the server's row in it."""
     server_id = add_peer_server(admin, peer)
     panel = make_panel(admin)
     row = panel.table.row_for(server_id)
-    assert row is not None and not row.test_now_button.disabled
+    assert row is not None
+    return server_id, panel, row
+
+
+def open_send_test(panel: EmailServersPanel, row: ServerRow) -> SendTestView:
+    """Send test email, clicked in ``row``: the view it opens."""
+    row.send_test_button.click()
+    view = panel.send_test_view
+    assert view is not None
+    return view
+
+
+def test_test_now_shows_the_stages_and_the_row_follows(
+    admin: Client, peer: SmtpPeer, make_panel: MakePanel
+) -> None:
+    server_id, panel, row = peer_row(admin, peer, make_panel)
+    assert not row.test_now_button.disabled
     row.test_now_button.click()
     view = panel.test_now_view
     assert view is not None and panel.view is view and shown(panel, view)
@@ -42,10 +59,10 @@ def test_test_now_shows_the_stages_and_the_row_follows(
     view.test_button.click()  # Test again
     assert view.status.kind == "error"
     assert view.status.text.startswith("Connection test failed at Connect")
-    row = panel.table.row_for(server_id)
-    assert row is not None
-    assert row.cells[5] == "✗ just now"
-    assert row.cells[6].startswith("Degraded: The last check failed at connect")
+    after = panel.table.row_for(server_id)  # the row as the table shows it now
+    assert after is not None
+    assert after.cells[5] == "✗ just now"
+    assert after.cells[6].startswith("Degraded: The last check failed at connect")
     assert [c.ok for c in admin.email_servers.checks(SALES, server_id)][:2] == [False, True]
     peer.start(port)
 
@@ -56,13 +73,9 @@ def test_test_now_shows_the_stages_and_the_row_follows(
 def test_send_test_email_to_the_admin_by_default_or_any_address(
     admin: Client, peer: SmtpPeer, make_panel: MakePanel
 ) -> None:
-    server_id = add_peer_server(admin, peer)
-    panel = make_panel(admin)
-    row = panel.table.row_for(server_id)
-    assert row is not None
-    row.send_test_button.click()
-    view = panel.send_test_view
-    assert view is not None and shown(panel, view)
+    server_id, panel, row = peer_row(admin, peer, make_panel)
+    view = open_send_test(panel, row)
+    assert shown(panel, view)
     assert view.to.value == "admin@acme.example"  # the signed-in admin's address
     assert peer.messages == []  # nothing goes out before Send
 
@@ -110,13 +123,8 @@ def test_a_recipient_the_server_refuses_shows_its_reply(
     admin: Client, pki: Pki, make_panel: MakePanel
 ) -> None:
     with SmtpPeer("starttls", pki=pki, refuse_recipients=("nobody@example.org",)) as peer:
-        server_id = add_peer_server(admin, peer)
-        panel = make_panel(admin)
-        row = panel.table.row_for(server_id)
-        assert row is not None
-        row.send_test_button.click()
-        view = panel.send_test_view
-        assert view is not None
+        server_id, panel, row = peer_row(admin, peer, make_panel)
+        view = open_send_test(panel, row)
         view.to.value = "nobody@example.org"
         view.send_button.click()
     assert view.status.kind == "error"
@@ -142,9 +150,7 @@ def test_an_inherited_server_sends_a_test_but_is_tested_by_its_organization(
     assert row.test_now_button.disabled
     assert "its checks are the Organization's" in row.test_now_button.tooltip
     assert not row.send_test_button.disabled
-    row.send_test_button.click()
-    view = panel.send_test_view
-    assert view is not None
+    view = open_send_test(panel, row)
     view.send_button.click()
     assert view.status.kind == "ok", view.status.text
     assert [m.rcpt_tos for m in peer.messages] == [["admin@acme.example"]]
@@ -153,10 +159,7 @@ def test_an_inherited_server_sends_a_test_but_is_tested_by_its_organization(
 def test_actions_from_the_details_open_inside_them_and_refresh_them(
     admin: Client, peer: SmtpPeer, make_panel: MakePanel
 ) -> None:
-    server_id = add_peer_server(admin, peer)
-    panel = make_panel(admin)
-    row = panel.table.row_for(server_id)
-    assert row is not None
+    _, panel, row = peer_row(admin, peer, make_panel)
     row.name_button.click()
     details = panel.details_view
     assert details is not None
