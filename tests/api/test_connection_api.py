@@ -15,10 +15,9 @@ from elegere_widgets.errors import InvalidSettings, TestRequired
 from elegere_widgets.server.store.tables import DeliveryRow, EmailServerRow
 from tests.fixtures.certs import Pki
 from tests.fixtures.service import RunningService
-from tests.fixtures.smtp import PASSWORD, SmtpPeer
+from tests.fixtures.smtp import PASSWORD, SMTP_STAGES, SmtpPeer
 
 SALES = "ws_sales"
-SMTP_STAGES = ["resolve", "connect", "tls", "ehlo", "authenticate", "sender", "recipient"]
 
 
 def _add(admin: Client, peer: SmtpPeer) -> str:
@@ -38,15 +37,7 @@ def test_passing_test_unlocks_create_and_the_server_is_listed(
     spec = peer.spec()
     result = admin.email_servers.test(SALES, spec)
     assert result.ok, result.stages
-    assert [s.name for s in result.stages] == [
-        "resolve",
-        "connect",
-        "tls",
-        "ehlo",
-        "authenticate",
-        "sender",
-        "recipient",
-    ]
+    assert [s.name for s in result.stages] == SMTP_STAGES
     assert result.test_token
     assert peer.messages == []  # a test never sends
     server = admin.email_servers.create(SALES, spec, test_token=result.test_token)
@@ -418,15 +409,7 @@ def test_accept_ndjson_streams_each_stage_then_the_result(
     assert [list(line) for line in lines] == [["stage"]] * (len(lines) - 1) + [["result"]]
     stages = [Stage.model_validate(line["stage"]) for line in lines[:-1]]
     result = ConnectionTestResult.model_validate(lines[-1]["result"])
-    assert [s.name for s in stages] == [
-        "resolve",
-        "connect",
-        "tls",
-        "ehlo",
-        "authenticate",
-        "sender",
-        "recipient",
-    ]
+    assert [s.name for s in stages] == SMTP_STAGES
     assert stages == result.stages and all(s.ok for s in stages)
     assert result.ok and result.test_token
     # The receipt of a streamed test unlocks create like any other.

@@ -15,7 +15,7 @@ from elegere_widgets.client import Client
 from elegere_widgets.models import EmailServerPatch, SmtpServerSpec
 from tests.fixtures.graph_certs import CertAndKey, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, Tenant
-from tests.fixtures.oauth import OAUTH_CERT_CN, PFX_PASSWORD, oauth_settings
+from tests.fixtures.oauth import OAUTH_CERT_CN, OAUTH_SMTP_STAGES, PFX_PASSWORD, oauth_settings
 from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import PASSWORD, SmtpPeer
 
@@ -57,18 +57,7 @@ def test_oauth_smtp_is_tested_added_sends_and_never_shows_its_secrets(
     sent = admin.email_servers.send_test(SALES, server.id, to="someone@example.com")
     assert sent.ok, sent.detail
     # The app's sign-in, then the one SMTP session that carries the message.
-    assert [s.name for s in sent.stages] == [
-        "certificate",
-        "token",
-        "resolve",
-        "connect",
-        "tls",
-        "ehlo",
-        "authenticate",
-        "sender",
-        "recipient",
-        "data",
-    ]
+    assert [s.name for s in sent.stages] == [*OAUTH_SMTP_STAGES, "data"]
     assert sent.stages[6].detail.startswith("XOAUTH2: 235")
     assert xoauth2_peer.messages[-1].login == SALES_MAILBOX
     assert xoauth2_peer.auth_attempts == ["XOAUTH2", "XOAUTH2"]

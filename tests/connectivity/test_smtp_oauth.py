@@ -15,6 +15,7 @@ from tests.fixtures.graph_certs import CertAndKey
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
 from tests.fixtures.oauth import (
     OAUTH_CERT_CN,
+    OAUTH_SMTP_STAGES,
     PFX_PASSWORD,
     add_oauth_app,
     oauth_endpoints,
@@ -22,18 +23,6 @@ from tests.fixtures.oauth import (
     xoauth2_peer,
 )
 from tests.fixtures.smtp import SmtpPeer
-
-STAGES = [
-    "certificate",
-    "token",
-    "resolve",
-    "connect",
-    "tls",
-    "ehlo",
-    "authenticate",
-    "sender",
-    "recipient",
-]
 
 
 def run(
@@ -78,7 +67,7 @@ def test_oauth_test_walks_certificate_token_then_xoauth2(
         progress=seen.append,
     )
     assert result.ok, result.stages
-    assert [s.name for s in result.stages] == STAGES
+    assert [s.name for s in result.stages] == OAUTH_SMTP_STAGES
     assert seen == result.stages
     by_name = {s.name: s for s in result.stages}
     assert f"CN={OAUTH_CERT_CN}" in by_name["certificate"].detail
@@ -261,7 +250,7 @@ def test_a_connection_a_sender_keeps_open_signs_in_with_the_cached_token(
         finally:
             run.close()
         assert run.recorder.ok, run.recorder.stages
-        assert [s.name for s in run.recorder.stages] == STAGES[:7]
+        assert [s.name for s in run.recorder.stages] == OAUTH_SMTP_STAGES[:7]
     assert "cached token" in run.recorder.stages[1].detail
     assert idp.token_requests == before + 1
     assert xoauth2_peer.auth_attempts == ["XOAUTH2", "XOAUTH2"]

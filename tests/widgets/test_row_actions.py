@@ -10,13 +10,12 @@ from collections.abc import Callable
 from elegere_widgets.client import Client
 from elegere_widgets.widgets import EmailServersPanel, SendTestView, ServerRow
 from tests.fixtures.certs import Pki
-from tests.fixtures.smtp import SmtpPeer
+from tests.fixtures.smtp import SMTP_STAGES, SmtpPeer
 from tests.widgets.support import shown
 from tests.widgets.test_details import add_peer_server
 
 SALES, ORG = "ws_sales", "org_acme"
 MakePanel = Callable[..., EmailServersPanel]
-SMTP_STAGES = ["resolve", "connect", "tls", "ehlo", "authenticate", "sender", "recipient"]
 
 
 def stage_names(stages_html: str) -> list[str]:
