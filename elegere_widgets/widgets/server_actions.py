@@ -43,56 +43,38 @@ def as_stages(result: SendTestResult, server: EmailServer) -> ConnectionTestResu
     )
 
 
-def _frame(view: ipywidgets.Box, title: str, note: str) -> list[ipywidgets.Widget]:
-    view.layout = ipywidgets.Layout(border=f"1px solid {var('frame')}", padding="4px 12px")
-    return [
-        css(ipywidgets.HTML(f"<h4>{esc(title)}</h4>"), "elegere-action-title"),
-        css(ipywidgets.HTML(f'<span class="elegere-small-note">{esc(note)}</span>')),
-    ]
-
-
-class TestNowView(ipywidgets.VBox):
-    """Test now on one server: the stages as they end, the summary, Test again and Close."""
-
-    __test__ = False  # not a pytest test class
+class _StagedAction(ipywidgets.VBox):
+    """What Test now and Send test email share: a framed title and note, the fields (if any),
+    the stage view running the work, and Close (which stops waiting for it)."""
 
     def __init__(
         self,
         server: EmailServer,
+        tester: ConnectionTestView,
         *,
-        on_test: Run,
         on_close: Callable[[], None],
-        on_result: Callable[[ConnectionTestResult], None] | None = None,
-        run_in_thread: Runner | None = None,
+        close_class: str,
+        title: str,
+        note: str,
+        fields: tuple[ipywidgets.Widget, ...] = (),
+        view_class: str,
     ) -> None:
         self.server = server
         self._on_close = on_close
-        self.tester = ConnectionTestView(
-            tracker=TestTracker(),
-            prepare=lambda: (server.id, on_test),
-            on_error=lambda _exc: None,  # the tester's status line says it
-            on_update=self._refresh,
-            run_in_thread=run_in_thread,
-            wording=Wording(
-                button="Test again",
-                button_class="elegere-test-again",
-                busy=f"Testing the stored settings of '{server.name}'…",
-            ),
-            on_result=on_result,
-        )
-        self.test_button = self.tester.test_button
-        self.status = self.tester.status
-        self.close_button = button("Close", "elegere-close-test-now")
+        self.tester = tester
+        self.status = tester.status
+        self.close_button = button("Close", close_class)
         self.close_button.on_click(self._on_close_click)
         super().__init__()
-        head = _frame(
-            self,
-            f"Test now — {server.name}",
-            "The stored settings, secrets included, as the scheduled checks test them. The "
-            "result is kept as one of its checks, and its health follows.",
-        )
-        self.children = [*head, self.tester, self.close_button]
-        css(self, "elegere-test-now")
+        self.layout = ipywidgets.Layout(border=f"1px solid {var('frame')}", padding="4px 12px")
+        self.children = [
+            css(ipywidgets.HTML(f"<h4>{esc(title)}</h4>"), "elegere-action-title"),
+            css(ipywidgets.HTML(f'<span class="elegere-small-note">{esc(note)}</span>')),
+            *fields,
+            tester,
+            self.close_button,
+        ]
+        css(self, view_class)
 
     def start(self) -> None:
         self.tester.start()
@@ -101,7 +83,7 @@ class TestNowView(ipywidgets.VBox):
         return self.tester.wait(timeout)
 
     def _refresh(self) -> None:
-        self.test_button.disabled = self.tester.tracker.running
+        self.tester.test_button.disabled = self.tester.tracker.running
 
     def show_error(self, exc: ElegereError) -> None:
         self.status.error(str(exc))
@@ -115,7 +97,49 @@ class TestNowView(ipywidgets.VBox):
         close_tree(self)
 
 
-class SendTestView(ipywidgets.VBox):
+class TestNowView(_StagedAction):
+    """Test now on one server: the stages as they end, the summary, Test again and Close."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        server: EmailServer,
+        *,
+        on_test: Run,
+        on_close: Callable[[], None],
+        on_result: Callable[[ConnectionTestResult], None] | None = None,
+        run_in_thread: Runner | None = None,
+    ) -> None:
+        tester = ConnectionTestView(
+            tracker=TestTracker(),
+            prepare=lambda: (server.id, on_test),
+            on_error=lambda _exc: None,  # the tester's status line says it
+            on_update=self._refresh,
+            run_in_thread=run_in_thread,
+            wording=Wording(
+                button="Test again",
+                button_class="elegere-test-again",
+                busy=f"Testing the stored settings of '{server.name}'…",
+            ),
+            on_result=on_result,
+        )
+        super().__init__(
+            server,
+            tester,
+            on_close=on_close,
+            close_class="elegere-close-test-now",
+            title=f"Test now — {server.name}",
+            note=(
+                "The stored settings, secrets included, as the scheduled checks test them. The "
+                "result is kept as one of its checks, and its health follows."
+            ),
+            view_class="elegere-test-now",
+        )
+        self.test_button = tester.test_button
+
+
+class SendTestView(_StagedAction):
     """Send test email: To (the signed-in admin's address by default), Send, and the
     outcome stage by stage. ``on_send(address, on_stage)`` sends (in the worker thread)."""
 
@@ -129,9 +153,7 @@ class SendTestView(ipywidgets.VBox):
         on_result: Callable[[ConnectionTestResult], None] | None = None,
         run_in_thread: Runner | None = None,
     ) -> None:
-        self.server = server
         self._on_send = on_send
-        self._on_close = on_close
         self.sent_to = ""
         self.to = css(
             ipywidgets.Text(
@@ -144,7 +166,7 @@ class SendTestView(ipywidgets.VBox):
             "elegere-send-to",
         )
         self.to_error = css(ipywidgets.HTML(), "elegere-send-to-error")
-        self.tester = ConnectionTestView(
+        tester = ConnectionTestView(
             tracker=TestTracker(),
             prepare=self._prepare,
             on_error=self._show_field_error,
@@ -165,21 +187,22 @@ class SendTestView(ipywidgets.VBox):
             ),
             on_result=on_result,
         )
-        self.send_button = self.tester.test_button
-        self.status = self.tester.status
-        self.close_button = button("Close", "elegere-close-send-test")
-        self.close_button.on_click(self._on_close_click)
-        self.to.observe(lambda _change: self._show_field_error(None), names="value")
-        super().__init__()
-        head = _frame(
-            self,
-            f"Send test email — {server.name}",
-            "One message goes out through this server with its stored settings, in one "
-            "session shown stage by stage, and is recorded as one of its deliveries. Any "
-            "address may receive it.",
+        super().__init__(
+            server,
+            tester,
+            on_close=on_close,
+            close_class="elegere-close-send-test",
+            title=f"Send test email — {server.name}",
+            note=(
+                "One message goes out through this server with its stored settings, in one "
+                "session shown stage by stage, and is recorded as one of its deliveries. Any "
+                "address may receive it."
+            ),
+            fields=(self.to, self.to_error),
+            view_class="elegere-send-test-view",
         )
-        self.children = [*head, self.to, self.to_error, self.tester, self.close_button]
-        css(self, "elegere-send-test-view")
+        self.send_button = tester.test_button
+        self.to.observe(lambda _change: self._show_field_error(None), names="value")
 
     # ------------------------------------------------------------ the work
 
@@ -209,16 +232,7 @@ class SendTestView(ipywidgets.VBox):
         hint = f" {failed.hint.rstrip('.')}." if failed.hint else ""
         return f"Not sent ({stage_title(failed.name)} failed): {failed.detail.rstrip('.')}.{hint}"
 
-    def start(self) -> None:
-        self.tester.start()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.tester.wait(timeout)
-
     # ------------------------------------------------------------ handlers
-
-    def _refresh(self) -> None:
-        self.send_button.disabled = self.tester.tracker.running
 
     def _show_field_error(self, exc: ElegereError | None) -> None:
         message = exc.for_field("to") if isinstance(exc, InvalidSettings) else None
@@ -227,13 +241,5 @@ class SendTestView(ipywidgets.VBox):
         )
 
     def show_error(self, exc: ElegereError) -> None:
-        self.status.error(str(exc))
+        super().show_error(exc)
         self._show_field_error(exc)
-
-    @handles_errors
-    def _on_close_click(self, _button: object = None) -> None:
-        self.tester.cancel()
-        self._on_close()
-
-    def close(self) -> None:
-        close_tree(self)
