@@ -32,13 +32,19 @@ lock: venv
 run: venv
 	$(BIN)/python -m elegere_widgets.dashboard.launch $(RUN_ARGS)
 
-## make test: lint, then every test (PostgreSQL too when ELEGERE_TEST_DATABASE_URL is set)
+## make test: lint, then every test (PostgreSQL too when ELEGERE_TEST_DATABASE_URL is set), in
+## TEST_PROCESSES processes (pytest-xdist; most tests wait on sockets and processes, not the CPU;
+## each process has its own PostgreSQL database and Redis db, tests/fixtures/parallel.py).
+## A module's tests stay in one process, so its service and browser start once.
+## `make test TEST_PROCESSES=0` runs them in this process.
+TEST_PROCESSES ?= 2
+PYTEST := $(BIN)/pytest -n $(TEST_PROCESSES) --dist loadscope
 test: venv lint
-	$(BIN)/pytest
+	$(PYTEST)
 
 ## make test-fast: the edit loop; skips the slow and the browser tests
 test-fast: venv
-	$(BIN)/pytest -m "not slow and not browser"
+	$(PYTEST) -m "not slow and not browser"
 
 ## make bench: each figure against a baseline measured in the same run (never part of make test)
 bench: venv

@@ -32,6 +32,9 @@ READ_ONLY = "read_only"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from tests.fixtures.parallel import use_this_workers_stores
+
+    use_this_workers_stores(PG_ENV, REDIS_ENV)
     config.addinivalue_line(
         "markers",
         f"{READ_ONLY}: the test only reads the demo data, so its `service` (and the admin, "
@@ -89,7 +92,9 @@ def redis_url() -> str:
     when no Redis answers there."""
     import redis
 
-    url = os.environ.get(REDIS_ENV, "redis://127.0.0.1:6379/15")
+    from tests.fixtures.parallel import this_workers_redis
+
+    url = os.environ.get(REDIS_ENV) or this_workers_redis("redis://127.0.0.1:6379/15")
     try:
         redis.Redis.from_url(url).flushdb()
     except redis.RedisError as exc:

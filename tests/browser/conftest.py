@@ -10,6 +10,7 @@ slow part. Debian's Chromium, never a downloaded one; without it the tests skip,
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -77,7 +78,14 @@ def browser(chromium: str) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def axe_script() -> Path:
-    """axe-core's script; ``npm ci`` installs the pinned version on the first run."""
+    """axe-core's script; ``npm ci`` installs the pinned version on the first run (one
+    test process at a time: the others wait for it and find it installed)."""
+    with (HERE / ".npm-install.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _installed_axe()
+
+
+def _installed_axe() -> Path:
     if not AXE_SCRIPT.exists():
         npm = shutil.which("npm")
         if npm is None:
