@@ -74,6 +74,7 @@ class Dashboard(ipywidgets.VBox):
         self.initial_workspace = workspace
         self.workspaces: list[Workspace] = []
         self.organization_id: str | None = None  # set for a Delegate who manages its servers
+        self.organization_name = ""
         self.panel: ipywidgets.Widget | None = None
         self._panel_factory = panel_factory or _email_servers_panel
         self._owns_client = False  # made by from_env or the sign-in form: ours to close
@@ -213,6 +214,7 @@ class Dashboard(ipywidgets.VBox):
         self._user = f"{me.name} · {me.email}"
         manages_org = any(g.role in SERVER_MANAGERS and g.workspace_id is None for g in me.roles)
         self.organization_id = me.organization_id if manages_org else None
+        self.organization_name = me.organization_name
         self._show_header(workspaces[0] if workspaces else None)
         if not workspaces and self.organization_id is None:
             self.notice.value = f"<div class='elegere-notice-box'>{esc(NO_WORKSPACE)}</div>"
@@ -226,7 +228,7 @@ class Dashboard(ipywidgets.VBox):
         ]
         if self.organization_id is not None:
             # A Delegate: the organization's own servers first, then its workspaces.
-            label = f"{self._organization_name() or self.organization_id} (organization)"
+            label = f"{self.organization_name} (organization)"
             options.insert(0, (label, ORG_PREFIX + self.organization_id))
         chosen = self._initial_choice(workspaces)
         self._quiet = True
@@ -241,10 +243,6 @@ class Dashboard(ipywidgets.VBox):
         )
         self._show_workspace(chosen)
 
-    def _organization_name(self) -> str:
-        org = self.organization_id
-        return next((w.organization_name for w in self.workspaces if w.organization_id == org), "")
-
     def _initial_choice(self, workspaces: list[Workspace]) -> str:
         wanted = (self.initial_workspace or "").strip().casefold()
         for ws in workspaces:
@@ -258,7 +256,7 @@ class Dashboard(ipywidgets.VBox):
     def _show_workspace(self, scope: str) -> None:
         assert self.client is not None
         if scope.startswith(ORG_PREFIX):
-            self._show_header(None, organization=self._organization_name() or self.organization_id)
+            self._show_header(None, organization=self.organization_name)
         else:
             self._show_header(next(w for w in self.workspaces if w.id == scope))
         old, self.panel = self.panel, self._panel_factory(self.client, scope)

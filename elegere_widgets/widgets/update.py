@@ -42,6 +42,7 @@ from .rollover import CertificateRolloverView, RolloverCalls
 from .state import Spec, TestTracker, fingerprint
 
 ROUTING_FIELDS = ("fallback_server_id", "max_per_minute")
+NO_FALLBACK = ""  # the Fallback dropdown's value for "None"
 
 
 class UpdateServerView(ipywidgets.VBox):
@@ -166,7 +167,8 @@ class UpdateServerView(ipywidgets.VBox):
 
     def _show_routing(self) -> None:
         """The fallback choices (the scope's servers but this one) and the stored values."""
-        options: list[tuple[str, str | None]] = [("None", None)]
+        # A Dropdown shows nothing at all for the value None, so "no fallback" is "".
+        options: list[tuple[str, str]] = [("None", NO_FALLBACK)]
         for other in self.choices:
             if other.id != self.server.id:
                 where = " (organization)" if other.inherited else ""
@@ -175,7 +177,7 @@ class UpdateServerView(ipywidgets.VBox):
         if current is not None and current not in {ident for _, ident in options}:
             options.append((current, current))  # not in the list the panel has: kept, shown
         self.fallback.options = options
-        self.fallback.value = current
+        self.fallback.value = current or NO_FALLBACK
         pace = self.server.max_per_minute
         self.pace.value = "" if pace is None else str(pace)
 
@@ -183,8 +185,9 @@ class UpdateServerView(ipywidgets.VBox):
         """The fallback and pace when they differ from the stored ones (ValueError: the pace
         is not a whole number)."""
         changes: dict[str, Any] = {}
-        if self.fallback.value != self.server.fallback_server_id:
-            changes["fallback_server_id"] = self.fallback.value
+        chosen = self.fallback.value or None
+        if chosen != self.server.fallback_server_id:
+            changes["fallback_server_id"] = chosen
         text = self.pace.value.strip()
         if text and not text.isdigit():
             raise ValueError(

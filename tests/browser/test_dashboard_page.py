@@ -75,7 +75,7 @@ def test_a_delegate_picks_the_organization_scope(urls: dict[str, str], browse: B
     page = browse.page
     picker = page.locator(".elegere-workspace-picker select")
     picker.wait_for()
-    picker.select_option(label="org_acme (organization)")
+    picker.select_option(label="Acme (organization)")  # its name, from /me
     row = page.locator(".elegere-row", has_text="Acme Relay")
     row.wait_for()
     assert names(browse) == ["Acme Relay"]

@@ -221,6 +221,16 @@ def test_a_delegate_picks_the_organization_scope_first(
     assert dashboard.status.text == ""
 
 
+def test_a_delegate_without_a_workspace_sees_the_organization_by_its_name(
+    service: RunningService, make_dashboard: MakeDashboard, delegate: Client
+) -> None:
+    # No workspace of its own to take the organization's name from: /me gives it.
+    dashboard = make_dashboard(service.url, delegate).start()
+    assert list(dashboard.workspace_picker.options) == [("Acme (organization)", "org:org_acme")]
+    assert "Acme" in dashboard.organization.value
+    assert server_names(dashboard) == ["Acme Relay"]
+
+
 def test_a_workspace_admin_has_no_organization_scope(
     service: RunningService, make_dashboard: MakeDashboard, admin: Client
 ) -> None:

@@ -26,7 +26,8 @@ def test_the_fallback_and_pace_are_shown_and_saved(
         "None",
         "Sales Backup",
     ]
-    assert view.fallback.value is None and view.pace.value == ""
+    # What the dropdown shows: "None", not an empty box.
+    assert view.fallback.label == "None" and view.pace.value == ""
 
     view.fallback.value = "srv_acme_relay"
     view.pace.value = "30"
@@ -40,8 +41,8 @@ def test_the_fallback_and_pace_are_shown_and_saved(
 
     # Opened again: as stored. Back to none and no pace.
     view = open_settings(panel, "Sales Mailer")
-    assert (view.fallback.value, view.pace.value) == ("srv_acme_relay", "30")
-    view.fallback.value = None
+    assert (view.fallback.label, view.pace.value) == ("Acme Relay (organization)", "30")
+    view.fallback.label = "None"
     view.pace.value = ""
     view.save_button.click()
     assert panel.update_view is None, view.status.text
