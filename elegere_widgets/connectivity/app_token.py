@@ -331,7 +331,12 @@ class AppSignIn:
 
     def call(self, fn: Callable[[], T], where: str, *, late: Failure | None = None) -> T:
         """``fn()`` in a daemon thread; stop waiting for it when the budget is spent, and fail
-        with ``late`` (by default: no answer from ``where``)."""
+        with ``late`` (by default: no answer from ``where``).
+
+        With ``late`` given (work of ours, such as opening a certificate, not a peer's answer),
+        a result that came after the budget is late too: a call that holds the GIL (the
+        certificate's key derivation) keeps this thread from waking at the deadline, so its
+        result may be there when the wait returns, however long it took."""
         results: list[T] = []
         raised: list[BaseException] = []
 
@@ -346,7 +351,7 @@ class AppSignIn:
         worker.join(self.budget.remaining())
         if raised:
             raise raised[0]
-        if not results:
+        if not results or (late is not None and self.budget.expired):
             raise StageFailed(late or self.no_answer(where))
         return results[0]
 
