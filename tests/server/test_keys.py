@@ -91,3 +91,14 @@ def test_a_start_warns_when_others_can_read_the_key_or_the_store(tmp_path: Path)
     assert len(warnings) == 2, result.stderr
     assert any("secret.key" in w and "chmod 600" in w for w in warnings)
     assert any("elegere.db" in w and "chmod 600" in w for w in warnings)
+
+
+def test_the_embedded_queue_is_private_too(tmp_path: Path) -> None:
+    # It names the messages to send (and SQLite gives its -wal and -shm the file's mode).
+    from elegere_widgets.server.worker.queue import build_huey
+
+    settings = Settings(data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    huey = build_huey(settings)
+    assert len(huey) == 0  # opened: the file and its tables exist
+    assert _mode(tmp_path / "data") == 0o700
+    assert _mode(tmp_path / "data" / "queue.db") == 0o600

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from huey import Huey, RedisHuey, SqliteHuey
 
 from ..config import Settings
+from ..files import private_file
 
 __all__ = ["DELIVER_TASK", "ENTRY_SIZE", "HueyQueue", "build_huey", "queue_description"]
 
@@ -47,8 +48,8 @@ def build_huey(settings: Settings, *, deliver: Deliver | None = None) -> Huey:
             )
         huey = RedisHuey(QUEUE_NAME, url=url, results=False)
     else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         path = (settings.data_dir / "queue.db").resolve()
+        private_file(path)  # it names the messages to send: the owner's alone, as the store
         huey = SqliteHuey(QUEUE_NAME, filename=str(path), results=False)
     run = deliver or _not_a_worker
 
