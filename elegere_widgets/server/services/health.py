@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from ..store.tables import DeliveryRow, ServerCheckRow
+from ..store.tables import DeliveryRow, EmailServerRow, ServerCheckRow
 from .next_certificate import tested_next_end
 
 __all__ = [
@@ -127,35 +127,52 @@ def classify(
     return _health("healthy", None, "No check has failed.")
 
 
+def _latest_checks(session: Session, ids: Any) -> Any:
+    """The last ``FAILING_CHECKS`` checks of each server ``ids``, newest first (a few more
+    where checks share the time of the last one counted).
+
+    Driven from the servers: for each, its third-newest check's time (or its oldest's, when
+    it has fewer) is one index seek on ``(server_id, checked_at)``, and its checks from then
+    on one index range. A window ranking every check of every listed server read their whole
+    history instead: a month of daily checks of 1,100 servers made a list call take 100 ms
+    longer (10× the query it replaces here on SQLite), and it grew with every check kept.
+    """
+    listed = EmailServerRow.__table__.alias("listed")
+    checks = ServerCheckRow.__table__
+    earlier = ServerCheckRow.__table__.alias("earlier")
+    of_server = earlier.c.email_server_id == listed.c.id
+    nth_newest = (
+        select(earlier.c.checked_at)
+        .where(of_server)
+        .order_by(earlier.c.checked_at.desc(), earlier.c.id.desc())
+        .limit(1)
+        .offset(FAILING_CHECKS - 1)
+        .scalar_subquery()
+    )
+    oldest = select(func.min(earlier.c.checked_at)).where(of_server).scalar_subquery()
+    return session.execute(
+        select(checks.c.email_server_id, checks.c.ok, checks.c.checked_at, checks.c.detail)
+        .select_from(
+            listed.join(
+                checks,
+                and_(
+                    checks.c.email_server_id == listed.c.id,
+                    checks.c.checked_at >= func.coalesce(nth_newest, oldest),
+                ),
+            )
+        )
+        .where(listed.c.id.in_(ids))
+        .order_by(checks.c.email_server_id, checks.c.checked_at.desc(), checks.c.id.desc())
+    )
+
+
 def signals_by_server(session: Session, ids: Any, now: datetime) -> dict[str, ServerSignals]:
     """The signals of the servers ``ids`` (a list, or a SELECT of ids): two statements."""
     signals: dict[str, ServerSignals] = defaultdict(ServerSignals)
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=ServerCheckRow.email_server_id,
-            order_by=(ServerCheckRow.checked_at.desc(), ServerCheckRow.id.desc()),
-        )
-        .label("n")
-    )
-    ranked = (
-        select(
-            ServerCheckRow.email_server_id,
-            ServerCheckRow.ok,
-            ServerCheckRow.checked_at,
-            ServerCheckRow.detail,
-            rank,
-        )
-        .where(ServerCheckRow.email_server_id.in_(ids))
-        .subquery()
-    )
-    latest = session.execute(
-        select(ranked.c.email_server_id, ranked.c.ok, ranked.c.checked_at, ranked.c.detail)
-        .where(ranked.c.n <= FAILING_CHECKS)
-        .order_by(ranked.c.email_server_id, ranked.c.n)
-    )
-    for server_id, ok, at, detail in latest:
-        signals[server_id].checks.append((bool(ok), at, detail))
+    for server_id, ok, at, detail in _latest_checks(session, ids):
+        checks = signals[server_id].checks
+        if len(checks) < FAILING_CHECKS:
+            checks.append((bool(ok), at, detail))
     bad = DeliveryRow.status.in_(_BAD_STATUSES)
     day = session.execute(
         select(

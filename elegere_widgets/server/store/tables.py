@@ -182,10 +182,14 @@ class DeliveryRow(Base):
     """History outlives the server: no foreign key, and the server's name is kept."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_ws_time", "workspace_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_deliveries_ws_time", "workspace_id", "created_at", "id"),
+        # A server's health reads its last 24 hours (services.health).
+        Index("ix_deliveries_server_time", "email_server_id", "created_at"),
+    )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     workspace_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    email_server_id: Mapped[str] = mapped_column(String(40), index=True)
+    email_server_id: Mapped[str] = mapped_column(String(40))
     email_server_name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(30))
     recipients: Mapped[list[str]] = mapped_column(JSON)
