@@ -9,6 +9,7 @@ from .config import Settings
 from .context import ServiceContext
 from .deps import enter_organization, enter_workspace
 from .limits import BodySizeLimit
+from .queue import SignalsInBackground
 from .routes import catalog, email_servers, exports, messages, people, senders, sign_in
 
 API_PREFIX = "/api/v1"
@@ -18,6 +19,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     """The service. Migrates the store to the newest schema unless told not to."""
     settings = settings or Settings()
     ctx = ServiceContext.build(settings)
+    ctx.queue = SignalsInBackground(ctx.queue)  # a request never waits for the queue
     if migrate:
         from .store.db import migrate as run_migrations
 

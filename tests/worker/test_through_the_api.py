@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -386,3 +387,23 @@ def test_non_ascii_subjects_bodies_and_idn_addresses_arrive_intact(
         assert set(got.rcpt_tos) in (ascii_envelope, {"zoe@bücher.example", "ann@exämple.org"})
     else:
         assert set(got.rcpt_tos) == ascii_envelope
+
+
+def test_accepting_a_message_never_waits_for_the_queue_which_is_signalled_once_free(
+    service: RunningService, http: httpx.Client
+) -> None:
+    # The embedded queue held by another process's write, as a worker taking entries holds it:
+    # the request answers without it (Huey itself would wait up to 5 s for the file), and the
+    # worker's entry is written once the queue is free.
+    huey = build_huey(service.ctx.settings)
+    assert len(huey) == 0
+    holder = sqlite3.connect(service.ctx.settings.data_dir / "queue.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with httpx.Client(base_url=service.url, headers=http.headers, timeout=2.0) as impatient:
+            answer = impatient.post(f"{SALES}/messages", json=_quote("while-held"))
+        assert answer.status_code == 202, answer.text
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    wait_until("the message's entry in the queue", lambda: len(huey) == 1, timeout=30)
