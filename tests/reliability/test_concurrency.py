@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from elegere_widgets.client import Client
@@ -154,3 +155,36 @@ def test_reads_answer_while_a_writer_holds_the_store(service: RunningService) ->
     reader.close()
     assert listed[MAILER] == "Sales Mailer"
     assert fetched.name == "Sales Mailer"
+
+
+def test_a_writer_waits_for_the_writer_before_it_then_writes(service: RunningService) -> None:
+    """SQLite: a second writer tries for the lock again and again (never "database is
+    locked" while the first holds it), goes in once it is free, and leaves its connection with
+    the usual busy timeout."""
+    if service.ctx.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock; PostgreSQL locks rows")
+    table = EmailServerRow.__table__
+    rename = table.update().where(table.c.id == MAILER)
+    outcome: list[object] = []
+    finished = threading.Event()
+
+    def second_writer() -> None:
+        try:
+            with service.ctx.engine.begin() as conn:
+                conn.execute(rename.values(name="Second"))
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                outcome.append(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+        except Exception as exc:  # shown by the assert below
+            outcome.append(exc)
+        finished.set()
+
+    with service.ctx.engine.connect() as first, first.begin():
+        first.execute(rename.values(name="First"))
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        assert not finished.wait(0.5), outcome  # it waits while the first holds the lock
+    thread.join(30)
+    assert outcome == [30_000]
+    with service.ctx.sessions() as session:
+        assert session.get(EmailServerRow, MAILER).name == "Second"  # type: ignore[union-attr]
