@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -33,6 +34,7 @@ if str(ROOT) not in sys.path:  # `tests.fixtures…` and the package, without PY
     sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
+    from elegere_widgets.models import SmtpSettings
     from elegere_widgets.server.context import ServiceContext
 
 # aiosmtpd (the SMTP peers) warns about its own deprecations at every AUTH.
@@ -43,6 +45,12 @@ ADMIN = "admin@acme.example"
 SALES, SUPPORT, ORG = "ws_sales", "ws_support", "org_acme"
 #: The server PostgreSQL benchmarks make their own databases on (trust auth, user postgres).
 PG_SERVER = os.environ.get("ELEGERE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+#: A PostgreSQL database of your own that every benchmark uses in turn (its ``public`` schema
+#: is emptied before and after each), instead of making ``elegere_bench_<name>`` databases:
+#: for a machine where you may use one database only.
+OWN_PG_DATABASE = os.environ.get("ELEGERE_BENCH_DATABASE_URL")
+#: The Redis the PostgreSQL + Redis figures queue on (its ``elegere`` queue is flushed).
+REDIS_URL = os.environ.get("ELEGERE_BENCH_REDIS", "redis://127.0.0.1:6379/14")
 
 
 # ---------------------------------------------------------------- command line and machine
@@ -191,7 +199,8 @@ def free_port() -> int:
 def postgres_available() -> bool:
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(f"{PG_SERVER}/postgres", connect_args={"connect_timeout": 3})
+    url = OWN_PG_DATABASE or f"{PG_SERVER}/postgres"
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -223,6 +232,15 @@ def database(kind: str, name: str) -> Iterator[str]:
         return
     if kind != "postgresql":
         raise ValueError(f"unknown database kind {kind!r}")
+    if OWN_PG_DATABASE:
+        from tests.fixtures.service import reset_database
+
+        reset_database(OWN_PG_DATABASE)
+        try:
+            yield OWN_PG_DATABASE
+        finally:
+            reset_database(OWN_PG_DATABASE)
+        return
     db = f"elegere_bench_{name}"
     _pg_admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     _pg_admin(f"CREATE DATABASE {db}")
@@ -236,9 +254,19 @@ def database_kinds(choice: str) -> list[str]:
     """``sqlite``, ``postgresql`` or ``both`` (PostgreSQL skipped, and said so, when down)."""
     kinds = ["sqlite", "postgresql"] if choice == "both" else [choice]
     if "postgresql" in kinds and not postgres_available():
-        print(f"PostgreSQL at {PG_SERVER} does not answer: its figures are skipped.", flush=True)
+        where = OWN_PG_DATABASE or PG_SERVER
+        print(f"PostgreSQL at {where} does not answer: its figures are skipped.", flush=True)
         kinds.remove("postgresql")
     return kinds
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
 
 
 # ---------------------------------------------------------------- the service in this process
@@ -266,63 +294,78 @@ def service_in_thread(database_url: str, **overrides: object) -> Iterator[InProc
 
 
 def seed_servers(
-    ctx: ServiceContext, *, own: int, inherited: int, start: int = 0, workspace: str = SALES
-) -> None:
-    """Add SMTP servers straight into the store: ``own`` in ``workspace`` and ``inherited``
-    of the organization, each with usages (a custom action and a scheduler job in
-    ``workspace``; an inherited one also a custom action in the other workspace, which the
-    workspace must not count). Numbering starts at ``start`` so it can be called again."""
+    ctx: ServiceContext,
+    *,
+    own: int,
+    inherited: int,
+    start: int = 0,
+    workspace: str = SALES,
+    settings: Sequence[SmtpSettings] = (),
+) -> list[str]:
+    """Add SMTP servers: ``own`` in ``workspace`` and ``inherited`` of the organization, each
+    with usages (a custom action and a scheduler job in ``workspace``; an inherited one also a
+    custom action in the other workspace, which the workspace must not count). Numbering
+    starts at ``start`` so it can be called again. Returns their ids. ``settings``, taken in
+    turn, say where the servers point (default: one SMTP server that does not exist).
+
+    The servers are added as the demo seed adds its own (the service's create command, a
+    passing test a day ago), so their rows are what the API would have written."""
+    from pydantic import SecretStr
+
     from elegere_widgets.models import SmtpSettings
-    from elegere_widgets.server.seed import _server  # how the demo makes a row
+    from elegere_widgets.server.seed import add_smtp_server
     from elegere_widgets.server.store.tables import CustomActionRow, SchedulerJobRow
 
     other = SUPPORT if workspace == SALES else SALES
-    settings = SmtpSettings(
-        server="smtp.bench.example",
-        port=587,
-        use_ssl=True,
-        account="bench",
-        sender_address="bench@acme.example",
-        password="bench-password",
-    )
+    settings = settings or [
+        SmtpSettings(
+            server="smtp.bench.example",
+            port=587,
+            use_ssl=True,
+            account="bench",
+            sender_address="bench@acme.example",
+            password=SecretStr("bench-password"),
+        )
+    ]
     tested = datetime.now(UTC) - timedelta(days=1)
-    rows: list[Any] = []
+    ids: list[str] = []
     usages: list[Any] = []
-    for kind, count in (("own", own), ("inh", inherited)):
-        for i in range(start, start + count):
-            ident = f"srv_bench_{kind}_{i:05d}"
-            ws = workspace if kind == "own" else None
-            rows.append(_server(ctx, ident, f"Bench {kind} {i:05d}", ws, settings, tested))
-            usages.append(
-                CustomActionRow(
-                    id=f"ca_{ident}",
-                    workspace_id=workspace,
-                    name=f"Action {i}",
-                    email_server_id=ident,
-                )
-            )
-            usages.append(
-                SchedulerJobRow(
-                    id=f"job_{ident}",
-                    workspace_id=workspace,
-                    name=f"Job {i}",
-                    email_server_id=ident,
-                )
-            )
-            if kind == "inh":
+    with ctx.sessions() as session:
+        for kind, count in (("own", own), ("inh", inherited)):
+            for i in range(start, start + count):
+                ident = f"srv_bench_{kind}_{i:05d}"
+                ws = workspace if kind == "own" else None
+                where = settings[len(ids) % len(settings)]
+                add_smtp_server(ctx, session, ident, f"Bench {kind} {i:05d}", ws, where, tested)
+                ids.append(ident)
                 usages.append(
                     CustomActionRow(
-                        id=f"ca2_{ident}",
-                        workspace_id=other,
-                        name=f"Other {i}",
+                        id=f"ca_{ident}",
+                        workspace_id=workspace,
+                        name=f"Action {kind} {i}",
                         email_server_id=ident,
                     )
                 )
-    with ctx.sessions() as session:
-        session.add_all(rows)
-        session.flush()
+                usages.append(
+                    SchedulerJobRow(
+                        id=f"job_{ident}",
+                        workspace_id=workspace,
+                        name=f"Job {kind} {i}",
+                        email_server_id=ident,
+                    )
+                )
+                if kind == "inh":
+                    usages.append(
+                        CustomActionRow(
+                            id=f"ca2_{ident}",
+                            workspace_id=other,
+                            name=f"Other {kind} {i}",
+                            email_server_id=ident,
+                        )
+                    )
         session.add_all(usages)
         session.commit()
+    return ids
 
 
 # ---------------------------------------------------------------- the service as processes
@@ -404,6 +447,68 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> No
                 return
         time.sleep(0.1)
     raise RuntimeError(f"the service at {url} did not answer in 30 s")
+
+
+# ---------------------------------------------------------------- the worker as processes
+
+WORKER = (sys.executable, "-m", "elegere_widgets.server.cli", "worker")
+
+
+def worker_env(ctx: ServiceContext, **extra: str) -> dict[str, str]:
+    """What ``elegere worker`` needs to serve ``ctx``'s store (and queue): the same database,
+    data directory (the secret key, SqliteHuey's file) and queue, the test peers on loopback
+    reachable; ``extra`` ELEGERE_* settings on top."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "ELEGERE_DATABASE_URL": ctx.settings.resolved_database_url(),
+        "ELEGERE_DATA_DIR": str(ctx.settings.data_dir),
+        "ELEGERE_EGRESS_ALLOW": "127.0.0.0/8",
+        "ELEGERE_EGRESS_ALLOW_PORTS": "1024-65535",
+    }
+    if ctx.settings.queue_url:
+        env["ELEGERE_QUEUE_URL"] = ctx.settings.queue_url
+    return env | extra
+
+
+@contextlib.contextmanager
+def worker_processes(
+    env: dict[str, str], logs: Path, *, count: int = 1, threads: int = 4, settle_s: float = 0.5
+) -> Iterator[float]:
+    """``count`` worker processes, up (their start line logged) before this yields the
+    ``time.time()`` at which the last one said so; ``settle_s`` later (their first sweep of the
+    store is then not part of what is timed). Stopped with SIGTERM, by their own pids."""
+    procs: list[subprocess.Popen[bytes]] = []
+    paths = [logs / f"worker{i}.log" for i in range(count)]
+    try:
+        for path in paths:
+            with path.open("wb") as log:
+                procs.append(
+                    subprocess.Popen(
+                        [*WORKER, "--threads", str(threads)],
+                        env=env,
+                        cwd=ROOT,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        deadline = time.monotonic() + 60
+        while not all(b"thread(s)" in p.read_bytes() for p in paths):
+            if any(proc.poll() is not None for proc in procs) or time.monotonic() > deadline:
+                raise RuntimeError(f"a worker did not start: {paths[0].read_text()[-2000:]}")
+            time.sleep(0.02)
+        started = time.time()
+        time.sleep(settle_s)
+        yield started
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @contextlib.contextmanager

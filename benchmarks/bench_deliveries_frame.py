@@ -232,6 +232,10 @@ def baseline_query(workspace: str) -> Any:
             d.status,
             func.json_array_length(d.recipients).label("recipient_count"),
             d.error,
+            d.message_id,
+            d.stage,
+            d.reply_code,
+            d.history,
         )
         .join(WorkspaceRow, WorkspaceRow.id == d.workspace_id)
         .where(d.workspace_id == workspace)

@@ -32,6 +32,7 @@ from _common import (
     service_in_thread,
     timed,
 )
+from pydantic import SecretStr
 
 from elegere_widgets.client import Client
 from elegere_widgets.connectivity import EgressPolicy, test_smtp
@@ -49,7 +50,7 @@ def smtp_settings(port: int) -> SmtpSettings:
         use_ssl=True,
         account=ACCOUNT,
         sender_address="sales@acme.example",
-        password=PASSWORD,
+        password=SecretStr(PASSWORD),
     )
 
 

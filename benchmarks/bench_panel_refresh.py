@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 import ipywidgets
@@ -43,7 +44,14 @@ from elegere_widgets.client import Client
 from elegere_widgets.models import EmailServer, Workspace
 from elegere_widgets.widgets import EmailServersPanel, ServersTable
 from elegere_widgets.widgets.common import close_tree, esc
-from elegere_widgets.widgets.formatting import INHERITED_MARK, OWN_MARK, last_test, used_by
+from elegere_widgets.widgets.formatting import (
+    INHERITED_MARK,
+    OWN_MARK,
+    certificate_cell,
+    health_text,
+    last_test,
+    used_by,
+)
 from elegere_widgets.widgets.table import COLUMNS, PAGE_SIZE
 
 TARGET = 2.0
@@ -105,6 +113,13 @@ def server(i: int, *, inherited: bool, name: str | None = None) -> EmailServer:
             "created_at": NOW.isoformat(),
             "updated_at": NOW.isoformat(),
             "last_test": tested,
+            "health": {
+                "status": "degraded" if i % 9 == 1 else "healthy",
+                "since": (NOW - timedelta(minutes=37 * i + 1)).isoformat(),
+                "reason": "The last check failed at authenticate: 535 5.7.8."
+                if i % 9 == 1
+                else "The last check passed.",
+            },
         }
     )
 
@@ -134,10 +149,19 @@ def make_lists(n: int) -> Lists:
 
 
 def plain_row(s: EmailServer) -> str:
-    """A row's six cells as HTML, with the column widths of the table."""
+    """A row's cells as HTML, with the column widths of the table."""
     scope = INHERITED_MARK if s.inherited else OWN_MARK
     text, _tip = last_test(s.last_test)
-    cells = (s.name, s.type_label, s.key_setting, scope, used_by(s.usage), text)
+    cells = (
+        s.name,
+        s.type_label,
+        s.key_setting,
+        scope,
+        used_by(s.usage),
+        text,
+        health_text(s.health),
+        certificate_cell(s).text,
+    )
     spans = "".join(
         f'<span style="display:inline-block;width:{width}">{esc(cell)}</span>'
         for cell, (_title, width) in zip(cells, COLUMNS, strict=True)
@@ -261,8 +285,8 @@ def main() -> None:
     kept: list[ipywidgets.Widget] = []  # the long-lived tables, panels and boxes, closed at the end
     for n in SIZES:
         before = lists[n].before
-        cases[f"first {n}"] = Case(lambda b=before: new_table(b), lambda t: t.close())
-        cases[f"plain {n}"] = Case(lambda b=before: plain_rows(b), close_tree)
+        cases[f"first {n}"] = Case(partial(new_table, before), lambda t: t.close())
+        cases[f"plain {n}"] = Case(partial(plain_rows, before), close_tree)
         table = new_table(before)
         table.go_to_page(lists[n].page)
         cases[f"refresh {n}"] = Case(cycle_show(table, lists[n]))

@@ -30,6 +30,7 @@ from _common import (
     report,
     service_in_thread,
 )
+from pydantic import SecretStr
 
 from elegere_widgets.client import Client
 from elegere_widgets.connectivity import EgressPolicy, test_smtp
@@ -75,7 +76,7 @@ def main() -> None:
                 use_ssl=True,
                 account=ACCOUNT,
                 sender_address=SENDER,
-                password=PASSWORD,
+                password=SecretStr(PASSWORD),
             )
 
             def staged() -> None:

@@ -20,19 +20,17 @@ them (the replacement must find the messages through its sweep alone).
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from _common import ROOT, Figure, data_dir, median, note, parse_args
+from _common import ROOT, WORKER, Figure, data_dir, median, note, parse_args, worker_env
 from _common import report as report_figure
 
 MESSAGES, BATCH, KILL_AFTER = 600, 100, 100
 LEASE_S = 20.0
-WORKER = (sys.executable, "-m", "elegere_widgets.server.cli", "worker", "--threads", "4")
+FOUR_THREADS = (*WORKER, "--threads", "4")
 
 
 def one_run(interval: float, *, lose_queue: bool) -> tuple[float, float, int, int]:
@@ -50,19 +48,12 @@ def one_run(interval: float, *, lose_queue: bool) -> tuple[float, float, int, in
             ctx.queue.signal(
                 add_messages(ctx, server, [f"r{j}@ex.org" for j in range(i, i + BATCH)])
             )
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "ELEGERE_DATABASE_URL": ctx.settings.resolved_database_url(),
-            "ELEGERE_DATA_DIR": directory,
-            "ELEGERE_EGRESS_ALLOW": "127.0.0.0/8",
-            "ELEGERE_EGRESS_ALLOW_PORTS": "1024-65535",
-            "ELEGERE_SWEEP_INTERVAL_S": str(interval),
-            "ELEGERE_LEASE_S": str(LEASE_S),
-        }
+        env = worker_env(ctx, ELEGERE_SWEEP_INTERVAL_S=str(interval), ELEGERE_LEASE_S=str(LEASE_S))
         procs: list[subprocess.Popen[bytes]] = []
         try:
-            procs.append(subprocess.Popen(WORKER, env=env, cwd=ROOT, stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(FOUR_THREADS, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+            )
             deadline = time.monotonic() + 120
             while len(sink.messages) < KILL_AFTER:
                 if time.monotonic() > deadline:
@@ -73,7 +64,9 @@ def one_run(interval: float, *, lose_queue: bool) -> tuple[float, float, int, in
             procs[0].wait(10)
             if lose_queue:
                 build_huey(ctx.settings).flush()
-            procs.append(subprocess.Popen(WORKER, env=env, cwd=ROOT, stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(FOUR_THREADS, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+            )
             time.sleep(0.1)  # a message whose last byte left before the kill is counted now
             with ctx.sessions() as s:
                 in_flight = s.query(MessageRow).filter(MessageRow.status == "sending").count()

@@ -24,25 +24,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import signal
 import smtplib
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
-from _common import ROOT, Figure, data_dir, database, database_kinds, median, note, parse_args
+from _common import (
+    REDIS_URL,
+    Figure,
+    data_dir,
+    database,
+    database_kinds,
+    median,
+    note,
+    parse_args,
+    redis_available,
+    worker_env,
+    worker_processes,
+)
 from _common import report as report_figure
 
 MESSAGES, QUICK_MESSAGES = 5000, 500
 BATCH = 500
-REDIS_URL = os.environ.get("ELEGERE_BENCH_REDIS", "redis://127.0.0.1:6379/14")
-#: A PostgreSQL database of your own instead of a new elegere_bench_worker (emptied first).
-OWN_DATABASE = os.environ.get("ELEGERE_BENCH_DATABASE_URL")
-WORKER = (sys.executable, "-m", "elegere_widgets.server.cli", "worker")
 
 
 def bare_smtplib(n: int) -> float:
@@ -64,41 +67,6 @@ def bare_smtplib(n: int) -> float:
         return time.perf_counter() - started
 
 
-@contextlib.contextmanager
-def workers(env: dict[str, str], count: int, threads: int, logs: Path) -> Iterator[None]:
-    """``count`` worker processes, up (their start line logged) before this yields."""
-    procs: list[subprocess.Popen[bytes]] = []
-    paths = [logs / f"worker{i}.log" for i in range(count)]
-    try:
-        for path in paths:
-            with path.open("wb") as log:
-                procs.append(
-                    subprocess.Popen(
-                        [*WORKER, "--threads", str(threads)],
-                        env=env,
-                        cwd=ROOT,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-        deadline = time.monotonic() + 60
-        while not all(b"thread(s)" in p.read_bytes() for p in paths):
-            if any(proc.poll() is not None for proc in procs) or time.monotonic() > deadline:
-                raise RuntimeError(f"a worker did not start: {paths[0].read_text()[-2000:]}")
-            time.sleep(0.05)
-        time.sleep(0.5)  # their first sweep (of an empty store) is not part of the figure
-        yield
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def worker_run(
     n: int, threads: int, *, database_url: str, queue_url: str | None, count: int
 ) -> float:
@@ -115,19 +83,10 @@ def worker_run(
         if queue_url:
             build_huey(ctx.settings).flush()
         server = add_peer_server(ctx, sink, "srv_bench")
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "ELEGERE_DATABASE_URL": ctx.settings.resolved_database_url(),
-            "ELEGERE_DATA_DIR": directory,
-            "ELEGERE_EGRESS_ALLOW": "127.0.0.0/8",
-            "ELEGERE_EGRESS_ALLOW_PORTS": "1024-65535",
-            "ELEGERE_SWEEP_INTERVAL_S": "60",  # the queue alone, not the sweep, carries them
-        }
-        if queue_url:
-            env["ELEGERE_QUEUE_URL"] = queue_url
+        # The queue alone, not the sweep, carries them.
+        env = worker_env(ctx, ELEGERE_SWEEP_INTERVAL_S="60")
         try:
-            with workers(env, count, threads, Path(directory)):
+            with worker_processes(env, Path(directory), count=count, threads=threads):
                 started = time.perf_counter()
                 for i in range(0, n, BATCH):
                     recipients = [f"r{j}@example.org" for j in range(i, min(n, i + BATCH))]
@@ -139,24 +98,6 @@ def worker_run(
             if queue_url:
                 build_huey(ctx.settings).flush()
             ctx.engine.dispose()
-
-
-def redis_available() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except redis.RedisError:
-        return False
-
-
-@contextlib.contextmanager
-def postgres_url() -> Iterator[str]:
-    if OWN_DATABASE:
-        yield OWN_DATABASE
-    else:
-        with database("postgresql", "worker") as url:
-            yield url
 
 
 def main() -> int:
@@ -173,7 +114,9 @@ def main() -> int:
         print(f"Redis at {REDIS_URL} does not answer: the PostgreSQL + Redis figure is skipped.")
         kinds.remove("postgresql")
     with contextlib.ExitStack() as stack:
-        pg = stack.enter_context(postgres_url()) if "postgresql" in kinds else None
+        pg = (
+            stack.enter_context(database("postgresql", "worker")) if "postgresql" in kinds else None
+        )
         cases = {"bare": lambda: bare_smtplib(n)}
         if "sqlite" in kinds:
             cases["embedded"] = lambda: worker_run(

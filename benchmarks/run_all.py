@@ -1,6 +1,8 @@
 """Run every benchmark, each in a process of its own, and print one table of their figures.
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--only list,failing,overhead,load,dashboard,deliveries,panel]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only list,failing,overhead,load,...]
+
+(``--help`` lists every benchmark's name.)
 
 Exits 0 whatever was measured: benchmarks inform, they never fail a build. A benchmark that
 crashes is reported as such in the table and the others still run.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -29,6 +32,8 @@ SCRIPTS = {
     "panel": "bench_panel_refresh.py",
     "worker": "bench_worker_throughput.py",
     "recovery": "bench_worker_recovery.py",
+    "submit": "bench_submission_latency.py",
+    "health": "bench_health_sweep.py",
 }
 
 
@@ -37,8 +42,17 @@ def run(script: str, quick: bool) -> tuple[list[Figure], str | None]:
     command = [sys.executable, str(HERE / script), *(["--quick"] if quick else [])]
     print(f"\n=== {script} (load {load_average()})", flush=True)
     started = time.monotonic()
+    # The repository first on the path, absolute: a benchmark that starts a process elsewhere
+    # (the dashboard's, from a temporary directory) must still run this checkout's code, not
+    # whatever `PYTHONPATH=.` or an editable install of another checkout points at.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     proc = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": path},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     figures: list[Figure] = []
     assert proc.stdout is not None
