@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -370,28 +371,22 @@ def main() -> int:
             f"{concurrency}, budget {budget:g} s, interval {interval:g} s, pickup tick {tick:g} s"
         )
         floor = math.ceil(silent / concurrency) * budget
+        sweep_once = partial(
+            sweep,
+            ctx,
+            at,
+            servers,
+            concurrency=concurrency,
+            budget=budget,
+            interval=interval,
+            limit_s=3 * interval + 60,
+        )
         try:
             load_spread = note("spread: new servers, placed within the interval by the worker")
-            spread = sweep(
-                ctx,
-                at,
-                servers,
-                concurrency=concurrency,
-                budget=budget,
-                interval=interval,
-                limit_s=3 * interval + 60,
-            )
+            spread = sweep_once()
             load_due = note("all due at once")
             all_overdue(ctx, interval)
-            due = sweep(
-                ctx,
-                at,
-                servers,
-                concurrency=concurrency,
-                budget=budget,
-                interval=interval,
-                limit_s=3 * interval + 60,
-            )
+            due = sweep_once()
         finally:
             ctx.engine.dispose()
     for name, s in (("spread", spread), ("all due at once", due)):
