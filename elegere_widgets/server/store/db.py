@@ -40,10 +40,11 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    # A writer takes the write lock at the start (BEGIN IMMEDIATE), so two writers queue in
-    # the busy handler rather than fail with "database is locked" mid-way. A reader must not:
-    # in WAL mode readers never block, but a reader queued behind writers waits in sqlite's
-    # busy handler, whose sleeps of up to 100 ms made the p99 of plain GETs ~0.5 s under load.
+    # A writer takes the write lock at the start (BEGIN IMMEDIATE, see _begin_immediate), so
+    # two writers wait for each other there rather than fail with "database is locked" mid-way.
+    # A reader must not: in WAL mode readers never block, but a reader queued behind writers
+    # waited in sqlite's busy handler, whose sleeps of up to 100 ms made the p99 of plain GETs
+    # ~0.5 s under load.
     if conn.get_execution_options().get(READ_ONLY, False):
         conn.exec_driver_sql("BEGIN")
         return
