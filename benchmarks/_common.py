@@ -458,17 +458,9 @@ def worker_env(ctx: ServiceContext, **extra: str) -> dict[str, str]:
     """What ``elegere worker`` needs to serve ``ctx``'s store (and queue): the same database,
     data directory (the secret key, SqliteHuey's file) and queue, the test peers on loopback
     reachable; ``extra`` ELEGERE_* settings on top."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "ELEGERE_DATABASE_URL": ctx.settings.resolved_database_url(),
-        "ELEGERE_DATA_DIR": str(ctx.settings.data_dir),
-        "ELEGERE_EGRESS_ALLOW": "127.0.0.0/8",
-        "ELEGERE_EGRESS_ALLOW_PORTS": "1024-65535",
-    }
-    if ctx.settings.queue_url:
-        env["ELEGERE_QUEUE_URL"] = ctx.settings.queue_url
-    return env | extra
+    from tests.fixtures.processes import store_env
+
+    return store_env(ctx, PYTHONPATH=str(ROOT), **extra)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from elegere_widgets.models import MessageSender
 from elegere_widgets.server.context import ServiceContext
 from elegere_widgets.server.store.tables import CustomActionRow, MessageRow, SchedulerJobRow
 from tests.fixtures.messages import add_peer_server
+from tests.fixtures.processes import store_env
 from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import SmtpPeer
 
@@ -52,15 +52,7 @@ def worker(service: RunningService, tmp_path: Path) -> Iterator[Callable[[], Non
     procs: list[subprocess.Popen[bytes]] = []
 
     def start() -> None:
-        ctx = service.ctx
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")}
-        env.update(
-            ELEGERE_DATABASE_URL=ctx.settings.resolved_database_url(),
-            ELEGERE_DATA_DIR=str(ctx.settings.data_dir),
-            ELEGERE_EGRESS_ALLOW="127.0.0.0/8",
-            ELEGERE_EGRESS_ALLOW_PORTS="1024-65535",
-            ELEGERE_SWEEP_INTERVAL_S="0.5",
-        )
+        env = store_env(service.ctx, ELEGERE_SWEEP_INTERVAL_S="0.5")
         with open(tmp_path / "worker.log", "wb") as log:
             procs.append(
                 subprocess.Popen(

@@ -10,7 +10,7 @@ import pytest
 
 from elegere_widgets.server.context import ServiceContext
 from tests.fixtures.messages import make_store
-from tests.fixtures.processes import ELEGERE, clean_env, stop_all
+from tests.fixtures.processes import ELEGERE, stop_all, store_env
 from tests.fixtures.smtp import SmtpPeer
 
 
@@ -63,21 +63,17 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float = 120.0) -> 
 
 
 def worker_env(ctx: ServiceContext, **extra: str) -> dict[str, str]:
-    env = clean_env(
-        ELEGERE_DATABASE_URL=ctx.settings.resolved_database_url(),
-        ELEGERE_DATA_DIR=str(ctx.settings.data_dir),
-        ELEGERE_EGRESS_ALLOW="127.0.0.0/8",
-        ELEGERE_EGRESS_ALLOW_PORTS="1024-65535",
-        ELEGERE_LEASE_S="3",
-        # Below the lease, as in production (120 s over 30 s): batches are recorded ten at a
-        # time, not renewed and recorded before every send.
-        ELEGERE_SEND_BUDGET_S="2",
-        ELEGERE_SWEEP_INTERVAL_S="0.5",
+    return store_env(
+        ctx,
+        **{
+            "ELEGERE_LEASE_S": "3",
+            # Below the lease, as in production (120 s over 30 s): batches are recorded ten at
+            # a time, not renewed and recorded before every send.
+            "ELEGERE_SEND_BUDGET_S": "2",
+            "ELEGERE_SWEEP_INTERVAL_S": "0.5",
+            **extra,
+        },
     )
-    if ctx.settings.queue_url:
-        env["ELEGERE_QUEUE_URL"] = ctx.settings.queue_url
-    env.update(extra)
-    return env
 
 
 class Workers:

@@ -31,7 +31,7 @@ from elegere_widgets.server.store.tables import CustomActionRow, MessageRow
 from elegere_widgets.server.worker.queue import build_huey
 from tests.conftest import ADMIN
 from tests.fixtures.messages import add_peer_server, make_store, message_ids_at
-from tests.fixtures.processes import stop_all
+from tests.fixtures.processes import stop_all, store_env
 from tests.fixtures.service import RunningService
 from tests.fixtures.smtp import SmtpPeer
 
@@ -59,18 +59,7 @@ class Processes:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ELEGERE_")}
-        env.update(
-            ELEGERE_DATABASE_URL=self.ctx.settings.resolved_database_url(),
-            ELEGERE_DATA_DIR=str(self.ctx.settings.data_dir),
-            ELEGERE_EGRESS_ALLOW="127.0.0.0/8",
-            ELEGERE_EGRESS_ALLOW_PORTS="1024-65535",
-            ELEGERE_LEASE_S="5",
-            ELEGERE_SWEEP_INTERVAL_S="0.5",
-        )
-        if self.ctx.settings.queue_url:
-            env["ELEGERE_QUEUE_URL"] = self.ctx.settings.queue_url
-        return env
+        return store_env(self.ctx, ELEGERE_LEASE_S="5", ELEGERE_SWEEP_INTERVAL_S="0.5")
 
     def _start(self, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{args[0]}{len(self.procs)}.log", "wb")  # noqa: SIM115
