@@ -48,6 +48,13 @@ def row_names(browse: Browse) -> list[str]:
     return [c.strip() for c in cells]
 
 
+def expect_row_names(browse: Browse, names: list[str]) -> None:
+    """The table shows exactly ``names``, in this order, once it has settled: after an add or a
+    delete the rows' texts change before the row left over goes, so a read at once may see a
+    name twice."""
+    expect(browse.page.locator(".elegere-row .elegere-cell-name")).to_have_text(names)
+
+
 def stage_rows(stages: Any) -> list[tuple[str, bool]]:
     """The stage table under ``stages`` (a locator) as a person reads it: each stage's title,
     and whether it shows ✓."""

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.conftest import Browse, Site
-from tests.browser.support import sign_in
+from tests.browser.support import row_names, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -16,18 +16,12 @@ def urls(site: Site) -> Iterator[dict[str, str]]:
     yield {"token": site.voila(token=True), "sign_in": site.voila(token=False)}
 
 
-def names(browse: Browse) -> list[str]:
-    return [
-        t.strip() for t in browse.page.locator(".elegere-row .elegere-cell-name").all_inner_texts()
-    ]
-
-
 def test_the_dashboard_shows_the_demo_servers(urls: dict[str, str], browse: Browse) -> None:
     seconds = browse.open(urls["token"], ".elegere-row")
     print(f"page opened to a visible table in {seconds:.2f} s")
     page = browse.page
     page.locator(".elegere-row").nth(1).wait_for()
-    assert names(browse) == ["Acme Relay", "Sales Mailer"]
+    assert row_names(browse) == ["Acme Relay", "Sales Mailer"]
     assert "Acme" in page.locator(".elegere-organization").inner_text()
     assert "admin@acme.example" in page.locator(".elegere-user").inner_text()
     assert page.locator(".elegere-workspace-picker select").input_value() == "Sales"
@@ -63,7 +57,7 @@ def test_sign_in_through_the_form(urls: dict[str, str], browse: Browse) -> None:
     password.press_sequentially("demo")
     password.press("Enter")  # this time as many people do: Enter, not the button
     page.locator(".elegere-row").nth(1).wait_for()
-    assert names(browse) == ["Acme Relay", "Sales Mailer"]
+    assert row_names(browse) == ["Acme Relay", "Sales Mailer"]
     assert not page.locator(".elegere-sign-in-form").is_visible()
     assert page.locator("button.elegere-sign-out").is_visible()
     browse.shot("signed-in")
@@ -78,7 +72,7 @@ def test_a_delegate_picks_the_organization_scope(urls: dict[str, str], browse: B
     picker.select_option(label="Acme (organization)")  # its name, from /me
     row = page.locator(".elegere-row", has_text="Acme Relay")
     row.wait_for()
-    assert names(browse) == ["Acme Relay"]
+    assert row_names(browse) == ["Acme Relay"]
     # Its own server here, not an inherited one: Settings and Delete are enabled.
     assert row.locator(".elegere-cell-scope").inner_text().strip() == "This organization"
     assert "Inherited" not in row.inner_text()

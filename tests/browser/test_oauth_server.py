@@ -20,7 +20,12 @@ from playwright.sync_api import expect
 
 from elegere_widgets.client import Client
 from tests.browser.conftest import Browse, Site
-from tests.browser.support import row_names, stage_rows, type_into, type_smtp_server
+from tests.browser.support import (
+    expect_row_names,
+    stage_rows,
+    type_into,
+    type_smtp_server,
+)
 from tests.fixtures.certs import Pki
 from tests.fixtures.graph_certs import CertAndKey, to_pfx
 from tests.fixtures.identity_provider import SALES_MAILBOX, App, IdentityProvider, Tenant
@@ -132,7 +137,7 @@ def add_in_the_wizard(
     page.locator("button.elegere-complete").click()
     page.locator(".elegere-row", has_text=NAME).wait_for()
     assert f"Added '{NAME}'" in page.locator(".elegere-status").inner_text()
-    assert row_names(browse) == sorted([*SEEDED, NAME])
+    expect_row_names(browse, sorted([*SEEDED, NAME]))
     browse.shot("oauth-added")
 
 
@@ -151,7 +156,7 @@ def retest_and_rename_in_update(browse: Browse) -> None:
     update.locator("button.elegere-save").click()
     page.locator(".elegere-status", has_text=f"Saved '{RENAMED}'").wait_for()
     page.locator(".elegere-row", has_text=RENAMED).wait_for()
-    assert row_names(browse) == sorted([*SEEDED, RENAMED])
+    expect_row_names(browse, sorted([*SEEDED, RENAMED]))
     browse.shot("oauth-renamed")
 
 
@@ -206,7 +211,7 @@ def delete_it(browse: Browse) -> None:
     confirm.click()
     page.locator(".elegere-status", has_text=f"Deleted '{RENAMED}'").wait_for()
     page.locator(".elegere-row", has_text=RENAMED).wait_for(state="detached")
-    assert row_names(browse) == SEEDED
+    expect_row_names(browse, SEEDED)
     browse.shot("oauth-deleted")
 
 
