@@ -283,12 +283,16 @@ class InProcessService:
 def service_in_thread(database_url: str, **overrides: object) -> Iterator[InProcessService]:
     """The real app with the demo data, served by uvicorn in a thread on 127.0.0.1."""
     from elegere_widgets.server.app import create_app
+    from elegere_widgets.server.heap import freeze_startup_heap
     from elegere_widgets.server.seed import create_token, seed_demo
     from tests.fixtures.service import build_settings, serve_in_thread
 
     with tempfile.TemporaryDirectory(prefix="elegere-bench-data-") as data_dir:
         app = create_app(build_settings(database_url, data_dir, **overrides))
         seed_demo(app.state.ctx)
+        # What `elegere serve` does once started (the app's start-up hook, which the test
+        # server leaves off): the process's heap so far is kept out of full collections.
+        freeze_startup_heap()
         with serve_in_thread(app) as url:
             yield InProcessService(url, app.state.ctx, create_token(app.state.ctx, ADMIN))
 

@@ -1,7 +1,7 @@
 """SMTP connection test and sending, over smtplib.
 
 One session serves both: ``test_smtp`` walks resolve → connect → tls → ehlo → authenticate →
-sender → recipient and leaves with RSET/QUIT, sending no message; ``send_smtp`` walks the same
+sender → recipient and leaves with QUIT, sending no message; ``send_smtp`` walks the same
 stages with the real recipient and adds ``data``, in the same one session (its ``progress``
 hears each stage as it ends, as a test's does: Send test email shows them). With Authentication OAuth 2.0 (Microsoft
 365) both start with certificate → token (the app's sign-in, shared with Microsoft Graph) and

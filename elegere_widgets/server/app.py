@@ -8,6 +8,7 @@ from . import problems
 from .config import Settings
 from .context import ServiceContext
 from .deps import enter_organization, enter_workspace
+from .heap import freeze_startup_heap
 from .limits import BodySizeLimit
 from .queue import SignalsInBackground
 from .routes import catalog, email_servers, exports, messages, people, senders, sign_in
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.router.on_startup.append(freeze_startup_heap)
     app.router.on_shutdown.append(ctx.network.shutdown)  # running tests end on their own
     problems.install(app)
     app.include_router(sign_in.router)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..connectivity.egress import EgressPolicy
 from .config import Settings
 from .files import warn_if_exposed
+from .listed_documents import ListedDocuments
 from .network_work import NetworkWork
 from .queue import MessageQueue, NoQueue
 from .rate_limit import RateLimiter, make_storage
@@ -62,6 +63,8 @@ class ServiceContext:
     network: NetworkWork
     #: Wakes a worker when messages were accepted (see queue.py).
     queue: MessageQueue = field(default_factory=NoQueue)
+    #: The listed servers' stored parts as JSON, made once while their rows stay the same.
+    listed: ListedDocuments = field(default_factory=ListedDocuments, repr=False)
     _tls: ssl.SSLContext | None = field(default=None, init=False, repr=False)
     _tls_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 

@@ -65,23 +65,26 @@ class UnreadableSecrets:
     def of_rows(self, session: Session, rows: Iterable[Any]) -> dict[str, list[str]]:
         """For listed rows (with id, sealed_head and secrets_set): id -> unreadable fields,
         only for the servers that have any."""
-        rows = list(rows)
-        with self._lock:
+        out: dict[str, list[str]] = {}
+        unseen: list[Any] = []
+        with self._lock:  # one pass over the rows: those seen before answer at once
             self._fresh()
-            unseen = [
-                r.id
-                for r in rows
-                if r.sealed_head and self._known.get(r.id, (None,))[0] != r.sealed_head
-            ]
-        if unseen:
-            self._learn(session, unseen)
-        with self._lock:
-            out: dict[str, list[str]] = {}
             for r in rows:
+                if not r.sealed_head:
+                    continue
                 known = self._known.get(r.id)
-                if known is not None and known[0] == r.sealed_head and known[1]:
+                if known is None or known[0] != r.sealed_head:
+                    unseen.append(r)
+                elif known[1]:
                     out[r.id] = list(known[1])
-            return out
+        if unseen:
+            self._learn(session, [r.id for r in unseen])
+            with self._lock:
+                for r in unseen:
+                    known = self._known.get(r.id)
+                    if known is not None and known[0] == r.sealed_head and known[1]:
+                        out[r.id] = list(known[1])
+        return out
 
     def _learn(self, session: Session, ids: Sequence[str]) -> None:
         t = EmailServerRow.__table__

@@ -9,6 +9,7 @@ import pytest
 from elegere_widgets.client import Client
 from elegere_widgets.errors import InvalidSettings, NotFound
 from elegere_widgets.server.security import new_id
+from elegere_widgets.server.services.server_checks import summarize_checks
 from elegere_widgets.server.store.tables import DeliveryRow, ServerCheckRow
 from tests.fixtures.service import RunningService, add_server_row, count_statements
 from tests.fixtures.smtp import SmtpPeer
@@ -103,6 +104,8 @@ def _add_history(service: RunningService, server_id: str, *, failing: bool) -> N
                 created_at=now - timedelta(minutes=5),
             )
         )
+        s.flush()
+        summarize_checks(s.connection())  # as record_check would have
 
 
 def test_health_on_the_list_costs_the_same_statements_for_few_or_many_servers(

@@ -96,3 +96,69 @@ def test_names_that_repeat_in_a_workspace_are_numbered_when_they_become_unique(
         ("ca_3", "Send quote (2)", "send quote (2)"),
         ("ca_4", "Send quote", "send quote"),
     ]
+
+
+def test_servers_get_their_checks_summed_up_from_the_history_kept(database_url: str) -> None:
+    """A store written before the rows summed up their checks (0008): each server's summary
+    is made from its kept checks."""
+    engine = create_engine(database_url)
+    start = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    try:
+        config = alembic_config(engine)
+        command.upgrade(config, "0007")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO organizations (id, name) VALUES ('org', 'Org')"))
+            for ident in ("srv_failing", "srv_recovered", "srv_unchecked"):
+                conn.execute(
+                    text(
+                        "INSERT INTO email_servers (id, organization_id, scope_key, type, name, "
+                        "name_key, settings, secrets_set, version, created_at, updated_at) "
+                        "VALUES (:id, 'org', 'org:org', 'smtp', :id, :id, '{}', '{}', 1, "
+                        ":now, :now)"
+                    ),
+                    {"id": ident, "now": start},
+                )
+            checks = [
+                ("srv_failing", True),
+                ("srv_failing", False),
+                ("srv_failing", False),
+                ("srv_recovered", False),
+                ("srv_recovered", True),
+            ]
+            for minute, (server, ok) in enumerate(checks):
+                conn.execute(
+                    text(
+                        "INSERT INTO server_checks (id, email_server_id, checked_at, ok, "
+                        "elapsed_ms, detail, source) VALUES (:id, :server, :at, :ok, 5, "
+                        ":detail, 'scheduled')"
+                    ),
+                    {
+                        "id": f"chk_{minute}",
+                        "server": server,
+                        "at": start.replace(minute=minute),
+                        "ok": ok,
+                        "detail": "passed" if ok else f"failed at connect: refused ({minute})",
+                    },
+                )
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            rows = {
+                r[0]: tuple(r[1:])
+                for r in conn.execute(
+                    text(
+                        "SELECT id, last_check_detail, failed_checks, failing_since IS NOT NULL "
+                        "FROM email_servers"
+                    )
+                )
+            }
+            since = conn.execute(
+                text("SELECT failing_since FROM email_servers WHERE id = 'srv_failing'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert rows == {
+        "srv_failing": ("failed at connect: refused (2)", 2, True),
+        "srv_recovered": ("passed", 0, False),
+        "srv_unchecked": (None, 0, False),
+    }
+    assert str(since).startswith("2026-11-30 08:01")

@@ -81,6 +81,7 @@ def test_the_health_badge_says_the_status_and_the_reason_in_words(
     admin: Client, service: RunningService, make_panel: MakePanel
 ) -> None:
     from elegere_widgets.server.security import new_id
+    from elegere_widgets.server.services.server_checks import summarize_checks
     from elegere_widgets.server.store.tables import ServerCheckRow
 
     now = datetime.now(UTC)
@@ -98,6 +99,8 @@ def test_the_health_badge_says_the_status_and_the_reason_in_words(
                     source="scheduled",
                 )
             )
+        s.flush()
+        summarize_checks(s.connection())  # as record_check would have
     panel = make_panel(admin)
     mailer = panel.table.row_for("srv_sales_mailer")
     assert mailer is not None

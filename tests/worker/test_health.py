@@ -21,6 +21,7 @@ from elegere_widgets.server.services.email_servers import (
     EmailServerService,
 )
 from elegere_widgets.server.services.health_alerts import alert_on_change
+from elegere_widgets.server.services.server_checks import summarize_checks
 from elegere_widgets.server.store.tables import (
     AuditEvent,
     EmailServerRow,
@@ -254,6 +255,8 @@ def _fail_three_times(ctx: ServiceContext, server_id: str, clock: Clock) -> None
                     source="scheduled",
                 )
             )
+        s.flush()
+        summarize_checks(s.connection())  # as record_check would have
 
 
 def test_when_the_default_server_fails_its_alert_goes_through_another_organization_server(

@@ -8,16 +8,18 @@ running at once) and run by the caller on the service's own pool (``ServiceConte
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from types import MappingProxyType, SimpleNamespace
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import to_json
-from sqlalchemy import Row, Subquery, and_, delete, func, or_, select, true, update
+from sqlalchemy import Row, Subquery, Text, and_, cast, delete, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -72,6 +74,7 @@ from ...models.servers import (
 from .. import audit_log
 from ..connections import run_connection_test, send_test_message
 from ..context import ServiceContext
+from ..listed_documents import ListedDocuments
 from ..network_work import Slot
 from ..receipts import Receipt, settings_digest
 from ..scope import Caller, Scope
@@ -88,7 +91,7 @@ from ..store.tables import (
     WorkspaceRow,
 )
 from ..unreadable import SEALED_HEAD, UnreadableSecrets
-from .health import health_by_server
+from .health import NO_DELIVERIES, CheckSummary, day_of_deliveries, health_by_server, health_of
 from .messages import move_queued_messages
 from .next_certificate import NEXT_INFO, NEXT_TEST, test_of_next, with_next_test_kept
 from .replacements import Target, choices, move_per_workspace, targets_per_workspace
@@ -179,34 +182,37 @@ def _usages_per_server(scope: Scope, model: SenderModel) -> Subquery:
 
 
 # What a listing shows: not the sealed secrets, and plain rows rather than ORM objects that
-# the session would track (a workspace may list a thousand servers).
-_LISTED = (
+# the session would track (a workspace may list a thousand servers). The JSON columns and the
+# times come as their stored text: a row listed before needs no decoding (see ListedDocuments).
+_STORED = (
     EmailServerRow.id,
     EmailServerRow.workspace_id,
     EmailServerRow.organization_id,
     EmailServerRow.type,
     EmailServerRow.name,
     EmailServerRow.version,
-    EmailServerRow.settings,
-    EmailServerRow.secrets_set,
-    EmailServerRow.created_at,
-    EmailServerRow.updated_at,
-    EmailServerRow.last_test,
-    SEALED_HEAD,
+    cast(EmailServerRow.settings, Text).label("settings"),
+    cast(EmailServerRow.secrets_set, Text).label("secrets_set"),
+    cast(EmailServerRow.created_at, Text).label("created_at"),
+    cast(EmailServerRow.updated_at, Text).label("updated_at"),
+    cast(EmailServerRow.last_test, Text).label("last_test"),
     EmailServerRow.fallback_server_id,
     EmailServerRow.max_per_minute,
 )
+#: Then what the listing adds (read by position: 1,100 rows' attribute lookups add up).
+_STORED_COLUMNS = len(_STORED)
+_LISTED = (
+    *_STORED,
+    SEALED_HEAD,
+    cast(EmailServerRow.last_checked_at, Text).label("last_checked_at"),
+    EmailServerRow.last_check_detail,
+    EmailServerRow.failed_checks,
+    cast(EmailServerRow.failing_since, Text).label("failing_since"),
+)
 
 
-def _document(
-    row: EmailServerRow | Row[Any],
-    scope: Scope,
-    custom_actions: int,
-    scheduler_jobs: int,
-    secrets_unreadable: Sequence[str] = (),
-    health: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A stored server as EmailServer shows it, in the values pydantic would hold."""
+def _stored_document(row: EmailServerRow | Row[Any] | SimpleNamespace) -> dict[str, Any]:
+    """What a server's document holds of its row alone, in the values pydantic would hold."""
     last_test = row.last_test
     if last_test:
         last_test = {
@@ -219,21 +225,84 @@ def _document(
         "workspace_id": row.workspace_id,
         "organization_id": row.organization_id,
         "scope": "workspace" if row.workspace_id else "organization",
-        "inherited": scope.workspace_id is not None and row.workspace_id is None,
         "type": row.type,
         "name": row.name,
         "version": row.version,
         "settings": _shown_settings(row.type, row.settings),
         "secrets_set": row.secrets_set,
-        "secrets_unreadable": list(secrets_unreadable),
-        "usage": {"custom_actions": custom_actions, "scheduler_jobs": scheduler_jobs},
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "last_test": last_test,
         "fallback_server_id": row.fallback_server_id,
         "max_per_minute": row.max_per_minute,
+    }
+
+
+def _listed_part(
+    scope: Scope,
+    workspace_id: str | None,
+    custom_actions: int,
+    scheduler_jobs: int,
+    secrets_unreadable: Sequence[str],
+    health: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What a server's document holds beside its row: where it is seen from, and now."""
+    return {
+        "inherited": scope.workspace_id is not None and workspace_id is None,
+        "secrets_unreadable": list(secrets_unreadable),
+        "usage": {"custom_actions": custom_actions, "scheduler_jobs": scheduler_jobs},
         "health": health,
     }
+
+
+def _document(
+    row: EmailServerRow | Row[Any],
+    scope: Scope,
+    custom_actions: int,
+    scheduler_jobs: int,
+    secrets_unreadable: Sequence[str] = (),
+    health: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A stored server as EmailServer shows it, in the values pydantic would hold."""
+    return {
+        **_stored_document(row),
+        **_listed_part(
+            scope, row.workspace_id, custom_actions, scheduler_jobs, secrets_unreadable, health
+        ),
+    }
+
+
+def _decoded(row: Row[Any]) -> SimpleNamespace:
+    """A listed row with its JSON columns and times decoded from their stored text."""
+    values = row._asdict()
+    for name in ("settings", "secrets_set", "last_test"):
+        text = values[name]
+        values[name] = json.loads(text) if text is not None else None
+    values["secrets_set"] = values["secrets_set"] or {}
+    for name in ("created_at", "updated_at"):
+        values[name] = _stored_time(values[name])
+    return SimpleNamespace(**values)
+
+
+def _stored_time(text: str) -> datetime:
+    """A time read as its stored text."""
+    # SQLite keeps "2026-12-01 16:00:00.000000" in UTC without a zone; PostgreSQL gives its
+    # timestamptz as "2026-12-01 16:00:00+00" (in the session's zone, which may differ).
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _stored_json(row: Row[Any]) -> bytes:
+    """The stored part of a listed row's document, as JSON members without braces."""
+    return to_json(_stored_document(_decoded(row)))[1:-1]
+
+
+NO_SETTINGS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _with_certificate(settings_text: str) -> bool:
+    # A certificate's days left change with the clock: such a row is made afresh each time.
+    return "not_after" in settings_text
 
 
 #: What a server's settings show, by type: the views' fields, nothing else.
@@ -311,6 +380,8 @@ class EmailServerQueries:
     scope: Scope
     #: Marks the servers whose stored secrets the key cannot open; None: none are marked.
     unreadable: UnreadableSecrets | None = None
+    #: The listed rows' stored parts as JSON, made before; None: made afresh each call.
+    listed: ListedDocuments | None = None
 
     def list_json(self) -> bytes:
         """The servers the scope sees, as the JSON of ``list[EmailServer]``, inherited first.
@@ -318,7 +389,8 @@ class EmailServerQueries:
         Serialized straight from the stored documents, which were validated when written: the
         same documents that ``to_model`` validates for one server (a test holds the two to one
         answer). Validating 1,100 of them again and dumping the models cost as much as the
-        query itself.
+        query itself; each row's stored part is made once for as long as its stored values
+        stay the same (``ListedDocuments``).
         """
         scope = self.scope
         actions = _usages_per_server(scope, CustomActionRow)
@@ -338,32 +410,45 @@ class EmailServerQueries:
         )
         rows = result.all()
         marked = self.unreadable.of_rows(self.session, rows) if self.unreadable else {}
-        health = health_by_server(
-            self.session,
-            {r.id: r.settings for r in rows},
-            select(EmailServerRow.id).where(_visible(scope)),
-            _now(),
+        # Only a certificate's settings count for health (and its row is made afresh anyway).
+        certificates = {r.id: json.loads(r.settings) for r in rows if _with_certificate(r.settings)}
+        now = _now()
+        days = day_of_deliveries(
+            self.session, select(EmailServerRow.id).where(_visible(scope)), now
         )
-        return to_json(
-            [
-                _document(
-                    r,
-                    scope,
-                    r.custom_actions,
-                    r.scheduler_jobs,
-                    marked.get(r.id, ()),
-                    health.get(r.id),
-                )
-                for r in rows
-            ]
-        )
+        listed = self.listed if self.listed is not None else ListedDocuments()
+        documents = []
+        for r in rows:
+            stored = r[:_STORED_COLUMNS]
+            server_id, workspace_id = stored[0], stored[1]
+            _, last_at, last_detail, failed, failing_since, actions, jobs = r[_STORED_COLUMNS:]
+            part = listed.get(server_id, stored)
+            if part is None:
+                part = _stored_json(r)
+                if server_id not in certificates:
+                    listed.put(server_id, stored, part)
+            checks = CheckSummary(
+                last_at and _stored_time(last_at),
+                last_detail,
+                failed,
+                failing_since and _stored_time(failing_since),
+            )
+            settings = certificates.get(server_id, NO_SETTINGS)
+            health = health_of(settings, checks, days.get(server_id, NO_DELIVERIES), now)
+            beside = _listed_part(
+                scope, workspace_id, actions, jobs, marked.get(server_id, ()), health
+            )
+            documents.append(b"{%b,%b" % (part, to_json(beside)[1:]))
+        return b"[" + b",".join(documents) + b"]"
 
     def get(self, server_id: str) -> EmailServer:
         return self.model(self.visible_row(server_id))
 
     def model(self, row: EmailServerRow) -> EmailServer:
         fields = self.unreadable.of_row(row) if self.unreadable else ()
-        health = health_by_server(self.session, {row.id: row.settings}, [row.id], _now())
+        health = health_by_server(
+            self.session, {row.id: (row.settings, CheckSummary.of(row))}, [row.id], _now()
+        )
         return to_model(
             row, self.scope, self._usage_counts([row.id])[row.id], fields, health[row.id]
         )
@@ -667,7 +752,7 @@ class EmailServerService:
 
     @cached_property
     def queries(self) -> EmailServerQueries:
-        return EmailServerQueries(self.session, self.scope, self.ctx.unreadable)
+        return EmailServerQueries(self.session, self.scope, self.ctx.unreadable, self.ctx.listed)
 
     @property
     def _actor(self) -> Caller:
@@ -896,6 +981,7 @@ class EmailServerService:
         )
         self.session.add(row)
         if receipt is not None:  # the passing test that added it is its first kept check
+            row.last_checked_at, row.last_check_detail = receipt.tested_at, "passed"
             self.session.add(
                 ServerCheckRow(
                     id=new_id("chk"),

@@ -36,7 +36,7 @@ from ..store.tables import (
     User,
     WorkspaceRow,
 )
-from .health import certificate_end, health_by_server
+from .health import CheckSummary, certificate_end, health_by_server
 from .messages import MessageService
 
 __all__ = ["ALERTED_STATUSES", "REMINDER_DAYS", "Alert", "alert_on_change"]
@@ -79,7 +79,9 @@ def alert_on_change(ctx: ServiceContext, server_id: str, now: datetime) -> Alert
         lease = session.get(ServerCheckLeaseRow, server_id)
         if server is None or lease is None:
             return None
-        health = health_by_server(session, {server.id: server.settings}, [server.id], now)
+        health = health_by_server(
+            session, {server.id: (server.settings, CheckSummary.of(server))}, [server.id], now
+        )
         status, reason = health[server.id]["status"], health[server.id]["reason"]
         told, reminded = lease.alerted_status, lease.reminded_days
         changed = (status in ALERTED_STATUSES and status != told) or (

@@ -6,15 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import Connection, and_, exists, func, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ...models import ConnectionTestResult, Page, ServerCheck
 from ..security import new_id
-from ..store.tables import EmailServerRow, ServerCheckRow
+from ..store.tables import EmailServerRow, ServerCheckRow, UTCDateTime
 from .paging import decode_cursor, encode_cursor
 
-__all__ = ["checks_page", "record_check", "test_summary"]
+__all__ = ["checks_page", "record_check", "summarize_checks", "test_summary"]
 
 
 def test_summary(result: ConnectionTestResult) -> str:
@@ -64,10 +64,47 @@ def record_check(
     session.execute(
         update(EmailServerRow)
         .where(EmailServerRow.id == server_id)
-        .values(last_test=last_test_record(row.ok, row.elapsed_ms, row.detail, at, source))
+        .values(
+            last_test=last_test_record(row.ok, row.elapsed_ms, row.detail, at, source),
+            last_checked_at=at,
+            last_check_detail=row.detail,
+            failed_checks=0 if row.ok else EmailServerRow.failed_checks + 1,
+            failing_since=None
+            if row.ok
+            else func.coalesce(EmailServerRow.failing_since, literal(at, UTCDateTime())),
+        )
         .execution_options(synchronize_session=False)
     )
     return row
+
+
+def summarize_checks(connection: Connection) -> None:
+    """Sum every server's kept checks up on its row again, as ``record_check`` does one by
+    one: for checks stored in bulk (an import, a benchmark's month of history)."""
+    check = ServerCheckRow.__table__.alias("c")
+    passed = ServerCheckRow.__table__.alias("p")
+    own = check.c.email_server_id == EmailServerRow.id
+    run = and_(
+        own,
+        ~check.c.ok,
+        ~exists().where(
+            passed.c.email_server_id == check.c.email_server_id,
+            passed.c.ok,
+            passed.c.checked_at >= check.c.checked_at,
+        ),
+    )
+    connection.execute(
+        update(EmailServerRow).values(
+            last_checked_at=select(func.max(check.c.checked_at)).where(own).scalar_subquery(),
+            last_check_detail=select(check.c.detail)
+            .where(own)
+            .order_by(check.c.checked_at.desc(), check.c.id.desc())
+            .limit(1)
+            .scalar_subquery(),
+            failed_checks=select(func.count()).select_from(check).where(run).scalar_subquery(),
+            failing_since=select(func.min(check.c.checked_at)).where(run).scalar_subquery(),
+        )
+    )
 
 
 def checks_page(

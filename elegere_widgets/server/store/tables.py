@@ -17,6 +17,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
@@ -140,6 +141,13 @@ class EmailServerRow(Base):
     fallback_server_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     #: A pace: more messages per minute defer without counting as a failure (None: no pace).
     max_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Its checks summed up as each is recorded (server_checks.record_check), so that health
+    # reads the row rather than the history: when the last one ran and what it said, how many
+    # failed in a row up to it, and when the first of those ran.
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_check_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failed_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     # UPDATE ... WHERE version = <the one read>: a concurrent save makes the flush fail.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
@@ -178,6 +186,11 @@ class SchedulerJobRow(_Sender, Base):
     __table_args__ = (UniqueConstraint("workspace_id", "name_key", name="uq_scheduler_job_name"),)
 
 
+#: A delivery that went wrong and counts for health, as the partial index of such deliveries
+#: states it: a planner takes that index only for a query that repeats its condition as is.
+GONE_WRONG = "status IN ('failed', 'deferred') AND history = false"
+
+
 class DeliveryRow(Base):
     """History outlives the server: no foreign key, and the server's name is kept."""
 
@@ -186,6 +199,14 @@ class DeliveryRow(Base):
         Index("ix_deliveries_ws_time", "workspace_id", "created_at", "id"),
         # A server's health reads its last 24 hours (services.health).
         Index("ix_deliveries_server_time", "email_server_id", "created_at"),
+        # ... but only of the servers with something gone wrong lately: few, and found here.
+        Index(
+            "ix_deliveries_gone_wrong",
+            "email_server_id",
+            "created_at",
+            sqlite_where=text(GONE_WRONG),
+            postgresql_where=text(GONE_WRONG),
+        ),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     workspace_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

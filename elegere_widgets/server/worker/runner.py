@@ -9,6 +9,7 @@ from types import FrameType
 from huey.consumer import Consumer
 
 from ..context import ServiceContext
+from ..heap import freeze_startup_heap
 from ..store.db import is_migrated
 from .delivery import Deliverer
 from .health import HealthChecker
@@ -79,6 +80,7 @@ class Worker:
             queue_description(self.ctx.settings),
             self.ctx.settings.sweep_interval_s,
         )
+        freeze_startup_heap()
         self.sweeper.start()
         self.health.start()
         try:
