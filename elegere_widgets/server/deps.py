@@ -4,6 +4,7 @@ from them. The values themselves (``Caller``, ``Scope``) live in ``scope.py``.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -75,7 +76,21 @@ def get_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def _identify(request: Request, session: SessionDep) -> Caller:
+@contextmanager
+def _looking_up(request: Request, ctx: ServiceContext, session: Session) -> Iterator[Session]:
+    """Where a dependency looks up who calls, and on what: the request's own session when the
+    request only reads; else a read session of its own, closed at once. A write request's
+    session then begins its transaction (on SQLite: takes the write lock) with its command's
+    first statement, not with the token's lookup, so the lock is not held through the
+    authentication and the other dependencies."""
+    if request.method in READ_METHODS:
+        yield session
+        return
+    with ctx.read_sessions() as own:
+        yield own
+
+
+def _identify(request: Request, ctx: ContextDep, session: SessionDep) -> Caller:
     """Whoever the bearer token is: a user with its roles, or a sender token."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -83,11 +98,16 @@ def _identify(request: Request, session: SessionDep) -> Caller:
         raise AuthenticationRequired(
             "Sign in first: send 'Authorization: Bearer <token>' (a sign-in or an API token)."
         )
+    with _looking_up(request, ctx, session) as lookup:
+        return _caller(lookup, token.strip())
+
+
+def _caller(session: Session, token: str) -> Caller:
     # The token and its user in one statement: every request pays for finding its caller.
     found = session.execute(
         select(ApiToken.expires_at, ApiToken.kind, ApiToken.workspace_id, User)
         .outerjoin(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == hash_token(token.strip()))
+        .where(ApiToken.token_hash == hash_token(token))
     ).first()
     if found is None:
         raise AuthenticationRequired("This token is not valid; sign in again or create a new one.")
@@ -124,8 +144,11 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 SenderOrCallerDep = Annotated[Caller, Depends(get_sender_or_caller)]
 
 
-def workspace_scope(ws: str, caller: CallerDep, session: SessionDep) -> Scope:
-    row = find_workspace(session, caller, ws)
+def workspace_scope(
+    request: Request, ws: str, ctx: ContextDep, caller: CallerDep, session: SessionDep
+) -> Scope:
+    with _looking_up(request, ctx, session) as lookup:
+        row = find_workspace(lookup, caller, ws)
     if not caller.is_workspace_admin(row.id):
         raise PermissionDenied(
             f"You need the Workspace Admin right on '{row.name}' to see or manage its email "
@@ -135,8 +158,11 @@ def workspace_scope(ws: str, caller: CallerDep, session: SessionDep) -> Scope:
     return Scope(organization_id=row.organization_id, workspace_id=row.id, label=row.name)
 
 
-def organization_scope(org: str, caller: CallerDep, session: SessionDep) -> Scope:
-    row = session.get(Organization, org)
+def organization_scope(
+    request: Request, org: str, ctx: ContextDep, caller: CallerDep, session: SessionDep
+) -> Scope:
+    with _looking_up(request, ctx, session) as lookup:
+        row = lookup.get(Organization, org)
     if row is None or row.id != caller.user.organization_id:
         raise NotFound(f"There is no organization '{org}' you belong to.")
     if not caller.has_org_role(row.id, SERVER_MANAGERS):
@@ -222,8 +248,15 @@ OrganizationMailDep = Annotated[OrganizationMailService, Depends(organization_ma
 
 
 def messages(
-    ws: str, ctx: ContextDep, session: SessionDep, caller: SenderOrCallerDep
+    request: Request, ws: str, ctx: ContextDep, session: SessionDep, caller: SenderOrCallerDep
 ) -> MessageService:
+    with _looking_up(request, ctx, session) as lookup:
+        row = _messages_workspace(lookup, caller, ws)
+    scope = Scope(organization_id=row.organization_id, workspace_id=row.id, label=row.name)
+    return MessageService(ctx, session, scope)
+
+
+def _messages_workspace(session: Session, caller: Caller, ws: str) -> WorkspaceRow:
     if caller.sender_workspace_id is not None:
         # Its one workspace, named by id or by name (a sender token cannot look either up).
         row = session.get(WorkspaceRow, caller.sender_workspace_id)
@@ -241,8 +274,7 @@ def messages(
                 f"You need the Workspace Admin right on '{row.name}', or a sender token of it, "
                 "to send or read its messages."
             )
-    scope = Scope(organization_id=row.organization_id, workspace_id=row.id, label=row.name)
-    return MessageService(ctx, session, scope)
+    return row
 
 
 MessagesDep = Annotated[MessageService, Depends(messages)]
