@@ -49,29 +49,17 @@ def test_a_change_to_a_row_shows_on_the_next_list_whoever_made_it(
 
     # A check: the last test and the health follow.
     with service.ctx.sessions.begin() as s:
-        record_check(s, "srv_memo", _failed(), "scheduled")
+        record_check(s, "srv_memo", _result(False), "scheduled")
     checked = _listed(admin, "srv_memo")
     assert checked.last_test is not None and not checked.last_test.ok
     assert checked.health is not None and checked.health.status == "degraded"
     assert checked == admin.email_servers.get(SALES, "srv_memo")
 
 
-def _failed() -> ConnectionTestResult:
-    return ConnectionTestResult(
-        ok=False,
-        server_type="smtp",
-        elapsed_ms=12,
-        stages=[Stage(name="connect", ok=False, elapsed_ms=12, detail="connection refused")],
-    )
-
-
-def _passed() -> ConnectionTestResult:
-    return ConnectionTestResult(
-        ok=True,
-        server_type="smtp",
-        elapsed_ms=8,
-        stages=[Stage(name="connect", ok=True, elapsed_ms=8, detail="220 ready")],
-    )
+def _result(ok: bool) -> ConnectionTestResult:
+    detail = "220 ready" if ok else "connection refused"
+    stage = Stage(name="connect", ok=ok, elapsed_ms=8, detail=detail)
+    return ConnectionTestResult(ok=ok, server_type="smtp", elapsed_ms=8, stages=[stage])
 
 
 def _summary(service: RunningService, server_id: str) -> tuple[object, ...]:
@@ -90,7 +78,7 @@ def _summary(service: RunningService, server_id: str) -> tuple[object, ...]:
 def test_checks_recorded_one_by_one_sum_up_as_the_history_does(service: RunningService) -> None:
     add_server_row(service, "srv_sum", "Sum", SALES)
     start = datetime.now(UTC) - timedelta(hours=1)
-    sequence = [_passed(), _failed(), _passed(), _failed(), _failed(), _failed()]
+    sequence = [_result(ok) for ok in (True, False, True, False, False, False)]
     summaries = []
     for i, result in enumerate(sequence):
         with service.ctx.sessions.begin() as s:
