@@ -44,7 +44,3 @@ class ListedDocuments:
                 for old in list(self._known)[: self._limit // 2]:
                     del self._known[old]
             self._known[server_id] = (stored, made)
-
-    def forget(self) -> None:
-        with self._lock:
-            self._known.clear()

@@ -89,6 +89,7 @@ from ..store.tables import (
     ServerCheckRow,
     SpentReceipt,
     WorkspaceRow,
+    stored_time,
 )
 from ..unreadable import SEALED_HEAD, UnreadableSecrets
 from .health import NO_DELIVERIES, CheckSummary, day_of_deliveries, health_by_server, health_of
@@ -280,16 +281,8 @@ def _decoded(row: Row[Any]) -> SimpleNamespace:
         values[name] = json.loads(text) if text is not None else None
     values["secrets_set"] = values["secrets_set"] or {}
     for name in ("created_at", "updated_at"):
-        values[name] = _stored_time(values[name])
+        values[name] = stored_time(values[name])
     return SimpleNamespace(**values)
-
-
-def _stored_time(text: str) -> datetime:
-    """A time read as its stored text."""
-    # SQLite keeps "2026-12-01 16:00:00.000000" in UTC without a zone; PostgreSQL gives its
-    # timestamptz as "2026-12-01 16:00:00+00" (in the session's zone, which may differ).
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _stored_json(row: Row[Any]) -> bytes:
@@ -428,10 +421,10 @@ class EmailServerQueries:
                 if server_id not in certificates:
                     listed.put(server_id, stored, part)
             checks = CheckSummary(
-                last_at and _stored_time(last_at),
+                stored_time(last_at),
                 last_detail,
                 failed,
-                failing_since and _stored_time(failing_since),
+                stored_time(failing_since),
             )
             settings = certificates.get(server_id, NO_SETTINGS)
             health = health_of(settings, checks, days.get(server_id, NO_DELIVERIES), now)

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
-from ..store.tables import GONE_WRONG, DeliveryRow
+from ..store.tables import GONE_WRONG, DeliveryRow, stored_time
 from .next_certificate import tested_next_end
 
 __all__ = [
@@ -176,7 +176,9 @@ def day_of_deliveries(session: Session, ids: Any, now: datetime) -> dict[str, De
         .group_by(DeliveryRow.email_server_id)
     )
     return {
-        server_id: DeliveryTally(int(total), int(delivered or 0), int(failed or 0), _aware(first))
+        server_id: DeliveryTally(
+            int(total), int(delivered or 0), int(failed or 0), stored_time(first)
+        )
         for server_id, total, delivered, failed, first in day
     }
 
@@ -186,15 +188,6 @@ def health_of(
 ) -> dict[str, Any]:
     """A server's health document from its settings (its certificates), checks and day."""
     return classify(checks, day, certificate_end(settings), now, tested_next_end(settings))
-
-
-def _aware(value: Any) -> datetime | None:
-    """An aggregate's time comes back raw (SQLite: a string, no zone); make it UTC-aware."""
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    assert isinstance(moment, datetime)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def health_by_server(

@@ -45,6 +45,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def stored_time(value: str | datetime | None) -> datetime | None:
+    """A time read without its column's type (an aggregate's, or a column cast to text) as
+    UTC-aware: SQLite gives its stored text, "2026-12-01 16:00:00.000000" in UTC without a
+    zone; PostgreSQL a time, or its text "2026-12-01 16:00:00+00", in the session's zone."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     pass
 
