@@ -342,31 +342,23 @@ def seed_servers(
                 where = settings[len(ids) % len(settings)]
                 add_smtp_server(ctx, session, ident, f"Bench {kind} {i:05d}", ws, where, tested)
                 ids.append(ident)
-                usages.append(
-                    CustomActionRow(
-                        id=f"ca_{ident}",
-                        workspace_id=workspace,
-                        name=f"Action {kind} {i}",
-                        email_server_id=ident,
-                    )
-                )
-                usages.append(
-                    SchedulerJobRow(
-                        id=f"job_{ident}",
-                        workspace_id=workspace,
-                        name=f"Job {kind} {i}",
-                        email_server_id=ident,
-                    )
-                )
+                # Its custom action and scheduler job; an inherited one also a custom action in
+                # the other workspace.
+                made = [
+                    (CustomActionRow, "ca", workspace, "Action"),
+                    (SchedulerJobRow, "job", workspace, "Job"),
+                ]
                 if kind == "inh":
-                    usages.append(
-                        CustomActionRow(
-                            id=f"ca2_{ident}",
-                            workspace_id=other,
-                            name=f"Other {kind} {i}",
-                            email_server_id=ident,
-                        )
+                    made.append((CustomActionRow, "ca2", other, "Other"))
+                usages += [
+                    model(
+                        id=f"{prefix}_{ident}",
+                        workspace_id=where_used,
+                        name=f"{label} {kind} {i}",
+                        email_server_id=ident,
                     )
+                    for model, prefix, where_used, label in made
+                ]
         session.add_all(usages)
         session.commit()
     return ids
