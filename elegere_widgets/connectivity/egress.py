@@ -234,9 +234,8 @@ class EgressPolicy:
         matches += [(net.prefixlen, 1, net) for net in self.deny if _holds(net, ip)]
         return max(matches, key=lambda m: m[:2])[2] if matches else None
 
-    def _check(self, address: str, host: str | None) -> None:
+    def _check(self, ip: IPAddress, host: str | None) -> None:
         """Raise EgressRefused when a connection test may not reach this IP address."""
-        ip = _parse_address(address)
         for target in (ip, *_embedded_ipv4(ip)):
             rule = self._rule(target)
             if rule is True:
@@ -262,13 +261,13 @@ class EgressPolicy:
         except ValueError:
             pass
         else:
-            self._check(str(ip), host=None)
+            self._check(ip, host=None)
             return str(ip)
         addresses = _lookup(host, port, timeout)
         first_refusal: EgressRefused | None = None
         for address in addresses:
             try:
-                self._check(address, host=host)
+                self._check(_parse_address(address), host=host)
             except EgressRefused as exc:
                 first_refusal = first_refusal or exc
                 continue

@@ -140,15 +140,20 @@ class SmtpSession:
             if self.explainer.implicit_tls:
                 st.detail = f"Connected to {conn.address}:{conn.port}"
                 return
-            if self.detect and self._speaks_tls_first(conn):
-                self.explainer.implicit_tls = True
-                self.tls_mode, self.detected = "implicit", True
-                st.detail = (
-                    f"Connected to {conn.address}:{conn.port}; no greeting, and the port "
-                    "answers a TLS handshake: implicit TLS (detected)"
-                )
-                return
-            code, reply = self._greeting(conn)
+            if self.detect:
+                if self._speaks_tls_first(conn):
+                    self.explainer.implicit_tls = True
+                    self.tls_mode, self.detected = "implicit", True
+                    st.detail = (
+                        f"Connected to {conn.address}:{conn.port}; no greeting, and the port "
+                        "answers a TLS handshake: implicit TLS (detected)"
+                    )
+                    return
+                # The greeting came, or it is slow and the port has answered no TLS: no second
+                # wait and probe, read it within the budget.
+                code, reply = self._read_greeting(conn)
+            else:
+                code, reply = self._greeting(conn)
             st.detail, st.code = reply_detail(code, reply), str(code)
 
     def _speaks_tls_first(self, conn: PinnedSMTP) -> bool:
@@ -176,6 +181,10 @@ class SmtpSession:
                     self.explainer.expects_tls(),
                 )
             )
+        return self._read_greeting(conn)
+
+    @staticmethod
+    def _read_greeting(conn: PinnedSMTP) -> tuple[int, bytes]:
         conn.arm()
         code, reply = conn.getreply()
         if code != 220:

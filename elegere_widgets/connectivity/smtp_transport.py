@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import ipaddress
 import itertools
 import select
 import smtplib
@@ -109,9 +108,10 @@ _DEADLINES = _Deadlines()
 
 
 def _address_literal(address: str) -> str:
-    """The EHLO argument for our end of the socket: an RFC 5321 address literal, no DNS."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return f"[IPv6:{ip}]" if ip.version == 6 else f"[{ip}]"
+    """The EHLO argument for our end of the socket (as ``getsockname`` writes it, already in
+    its canonical form): an RFC 5321 address literal, no DNS."""
+    address = address.split("%", 1)[0]  # an IPv6 zone is local to this host
+    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
 
 
 class PinnedSMTP(smtplib.SMTP):

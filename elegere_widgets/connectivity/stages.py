@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 
 from ..models import ConnectionTestResult, ServerType, Stage
 
@@ -84,6 +84,38 @@ def _unexplained(stage: str, exc: BaseException) -> Failure:
     return Failure(detail=str(exc) or type(exc).__name__)
 
 
+class _StageRun:
+    """One stage in progress: a context manager (a class rather than a generator: it runs
+    for every stage of every test and delivery)."""
+
+    __slots__ = ("name", "recorder", "scope", "started")
+
+    def __init__(self, recorder: StageRecorder, name: str) -> None:
+        self.recorder = recorder
+        self.name = name
+        self.scope = StageScope()
+        self.started = recorder._clock()
+
+    def __enter__(self) -> StageScope:
+        return self.scope
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        rec, name = self.recorder, self.name
+        if exc is None:
+            rec._passed(name, self.started, self.scope)
+            return
+        if isinstance(exc, StageFailed):
+            raise StageFailed(rec._fail(name, self.started, exc.failure)) from None
+        if isinstance(exc, Exception):
+            raise StageFailed(rec._fail(name, self.started, rec._explain(name, exc))) from None
+        # KeyboardInterrupt and the like pass as they are
+
+
 class StageRecorder:
     """Times stages in milliseconds and collects them as ``Stage`` models."""
 
@@ -104,32 +136,28 @@ class StageRecorder:
         self._clock = clock
         self._started = clock()
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[StageScope]:
-        """Run one stage; an exception in the block fails it and becomes ``StageFailed``.
+    def stage(self, name: str) -> _StageRun:
+        """Run one stage (``with recorder.stage(name) as st:``); an exception in the block
+        fails it and becomes ``StageFailed``.
 
         The ``StageFailed`` that leaves carries the redacted failure and no cause: the original
         exception may quote a server that echoed a secret, so it goes no further than here.
         """
-        scope = StageScope()
-        started = self._clock()
-        try:
-            yield scope
-        except StageFailed as exc:
-            raise StageFailed(self._fail(name, started, exc.failure)) from None
-        except Exception as exc:
-            raise StageFailed(self._fail(name, started, self._explain(name, exc))) from None
-        else:
-            self._store(
-                Stage(
-                    name=name,
-                    ok=True,
-                    elapsed_ms=self._since(started),
-                    detail=self._redact(scope.detail),
-                    hint=None,
-                    code=scope.code,
-                )
+        return _StageRun(self, name)
+
+    def _passed(self, name: str, started: float, scope: StageScope) -> None:
+        # Built without validation: every value is ours and of its type (this runs for every
+        # stage of every test and delivery).
+        self._store(
+            Stage.model_construct(
+                name=name,
+                ok=True,
+                elapsed_ms=self._since(started),
+                detail=self._redact(scope.detail),
+                hint=None,
+                code=scope.code,
             )
+        )
 
     def _since(self, started: float) -> int:
         return int((self._clock() - started) * 1000)
