@@ -62,13 +62,18 @@ def reveals_secrets(info: SerializationInfo) -> bool:
     return bool(info.context and info.context.get("reveal_secrets"))
 
 
+def wire_secret(value: SecretStr | SecretBytes) -> str:
+    """A secret as the API takes it: the text, or a file's bytes in base64."""
+    secret = value.get_secret_value()
+    return base64.b64encode(secret).decode() if isinstance(secret, bytes) else secret
+
+
 def _serialize_secret(value: SecretStr | SecretBytes | None, info: SerializationInfo) -> str | None:
     if value is None:
         return None
     if not reveals_secrets(info):
         return SECRET_MASK
-    secret = value.get_secret_value()
-    return base64.b64encode(secret).decode() if isinstance(secret, bytes) else secret
+    return wire_secret(value)
 
 
 def _empty_is_none(value: Any) -> Any:
@@ -112,6 +117,7 @@ def label(name: str, field: FieldInfo) -> str:
 
 
 @functools.cache
+@functools.cache  # a model's fields are fixed; every test and send asks
 def secret_fields(model: type[BaseModel]) -> tuple[str, ...]:
     """The names of a model's write-only fields, in their order."""
     return tuple(name for name, field in model.model_fields.items() if is_secret(field))

@@ -47,6 +47,7 @@ from .fields import (
     WriteOnlySecret,
     labels,
     secret_fields,
+    wire_secret,
 )
 from .problems import FieldError
 from .usage import UsageCounts
@@ -217,10 +218,8 @@ class _Settings(BaseModel):
 
     def secrets(self) -> dict[str, str]:
         """The secrets that are set, as wire values (base64 for files)."""
-        dumped = self.model_dump(
-            mode="json", include=set(self.secret_fields()), context={"reveal_secrets": True}
-        )
-        return {k: v for k, v in dumped.items() if v is not None}
+        values = ((name, getattr(self, name)) for name in self.secret_fields())
+        return {name: wire_secret(value) for name, value in values if value is not None}
 
     @classmethod
     def secret_fields(cls) -> tuple[str, ...]:
