@@ -116,7 +116,6 @@ def label(name: str, field: FieldInfo) -> str:
     return field.title
 
 
-@functools.cache
 @functools.cache  # a model's fields are fixed; every test and send asks
 def secret_fields(model: type[BaseModel]) -> tuple[str, ...]:
     """The names of a model's write-only fields, in their order."""
