@@ -78,12 +78,13 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 @contextmanager
 def _looking_up(request: Request, ctx: ServiceContext, session: Session) -> Iterator[Session]:
-    """Where a dependency looks up who calls, and on what: the request's own session when the
-    request only reads; else a read session of its own, closed at once. A write request's
-    session then begins its transaction (on SQLite: takes the write lock) with its command's
+    """Where a dependency looks up who calls, and on what: the request's own session, except
+    for a write request on SQLite, which looks up in a read session of its own, closed at once.
+    Its session then begins its transaction (takes SQLite's write lock) with its command's
     first statement, not with the token's lookup, so the lock is not held through the
-    authentication and the other dependencies."""
-    if request.method in READ_METHODS:
+    authentication and the other dependencies. PostgreSQL takes no lock to begin, and a session
+    of its own would cost each lookup a pool checkout with its ping, a BEGIN and a ROLLBACK."""
+    if request.method in READ_METHODS or ctx.engine.dialect.name != "sqlite":
         yield session
         return
     with ctx.read_sessions() as own:
