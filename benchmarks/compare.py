@@ -70,11 +70,19 @@ def package_root(root: Path) -> Path:
     return Path(done.stdout.strip()).resolve().parents[1]
 
 
-def summary(values: list[float]) -> str:
-    return (
-        f"median {statistics.median(values):.3f}×, mean {statistics.fmean(values):.3f}×, "
-        f"{min(values):.3f}–{max(values):.3f}×"
+def summary(figures: list[Figure]) -> str:
+    """One side's runs of one figure: its ratio over the rounds, how often the target was met,
+    and the medians of what was measured and of the baseline."""
+    ratios = [f.ratio for f in figures if f.ratio is not None]
+    baselines = [f.baseline for f in figures if f.baseline is not None]
+    text = (
+        f"median {statistics.median(ratios):.3f}×, mean {statistics.fmean(ratios):.3f}×, "
+        f"{min(ratios):.3f}–{max(ratios):.3f}×; target met in {sum(f.met for f in figures)} of "
+        f"{len(figures)}; medians {statistics.median(f.measured for f in figures):.4g}"
     )
+    if baselines:
+        text += f" against {statistics.median(baselines):.4g}"
+    return f"{text} {figures[0].unit}"
 
 
 def main() -> int:
@@ -118,8 +126,7 @@ def main() -> int:
                 if found != root.resolve():
                     print(f"{side} would import elegere_widgets from {found}, not {root}: stopped.")
                     return 0
-            ratios: dict[tuple[str, Side], list[float]] = defaultdict(list)
-            met: dict[tuple[str, Side], int] = defaultdict(int)
+            runs: dict[tuple[str, Side], list[Figure]] = defaultdict(list)
             names: dict[str, None] = {}
             print(
                 f"{script} {' '.join(extra)}: {args.rounds} rounds, {args.against} "
@@ -133,12 +140,10 @@ def main() -> int:
                 for side, root in order:
                     got: list[str] = []
                     for fig in run_once(root, script, extra):
-                        if fig.ratio is None:
-                            continue
-                        names.setdefault(fig.name, None)
-                        ratios[fig.name, side].append(fig.ratio)
-                        met[fig.name, side] += fig.met
-                        got.append(f"{fig.ratio:.3f}×")
+                        if fig.ratio is not None:
+                            names.setdefault(fig.name, None)
+                            runs[fig.name, side].append(fig)
+                            got.append(f"{fig.ratio:.3f}×")
                     said.append(f"{side} {' / '.join(got) or 'no figures'}")
                 print(f"  round {n}/{args.rounds} [load {load_average()}]: {'; '.join(said)}")
         finally:
@@ -150,11 +155,8 @@ def main() -> int:
     for name in names:
         print(name)
         for side in sides:
-            values = ratios[name, side]
-            if values:
-                print(
-                    f"  {side}: {summary(values)}; target met in {met[name, side]} of {len(values)}"
-                )
+            if runs[name, side]:
+                print(f"  {side}: {summary(runs[name, side])}")
     return 0
 
 
