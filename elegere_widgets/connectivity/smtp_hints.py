@@ -64,11 +64,10 @@ def reply_detail(code: int, message: bytes | str) -> str:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
     # Cut before joining: the lines of a hostile reply may add up to megabytes.
     text = text[: DETAIL_MAX * 2]
-    if text.isprintable():  # one line, nothing to escape: most replies
+    if text.isprintable():  # one line, nothing to join: most replies
         text = text.strip()
-        detail = f"{code} {text}".rstrip() if code > 0 else text
-        return detail if len(detail) <= DETAIL_MAX else bounded(detail)
-    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    else:
+        text = " ".join(line.strip() for line in text.splitlines() if line.strip())
     return bounded(f"{code} {text}".strip() if code > 0 else text)
 
 
