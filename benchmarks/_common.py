@@ -174,6 +174,13 @@ def report(fig: Figure) -> None:
     print(FIGURE_MARK + json.dumps(asdict(fig)), flush=True)
 
 
+def figure_in(line: str) -> Figure | None:
+    """The figure a benchmark's output line carries (see ``report``), if it is one."""
+    if not line.startswith(FIGURE_MARK):
+        return None
+    return Figure(**json.loads(line[len(FIGURE_MARK) :]))
+
+
 def table(figures: Sequence[Figure]) -> str:
     """A Markdown table of figures (also what benchmarks/README.md shows)."""
     head = "| figure | measured | baseline | ratio | target | met | load avg (1/5/15 min) |"

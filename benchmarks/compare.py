@@ -18,7 +18,6 @@ measured, like every benchmark.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from _common import FIGURE_MARK, ROOT, Figure, load_average
+from _common import ROOT, Figure, figure_in, load_average
 from run_all import SCRIPTS
 
 Side = str  # "this checkout" or the revision given
@@ -46,11 +45,7 @@ def run_once(root: Path, script: str, extra: list[str]) -> list[Figure]:
         text=True,
         check=False,
     )
-    figures = [
-        Figure(**json.loads(line[len(FIGURE_MARK) :]))
-        for line in done.stdout.splitlines()
-        if line.startswith(FIGURE_MARK)
-    ]
+    figures = [fig for line in done.stdout.splitlines() if (fig := figure_in(line)) is not None]
     if done.returncode != 0 or not figures:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
         print(f"  {root}: {script} exited with {done.returncode}, no figures:\n{tail}", flush=True)
@@ -127,7 +122,6 @@ def main() -> int:
                     print(f"{side} would import elegere_widgets from {found}, not {root}: stopped.")
                     return 0
             runs: dict[tuple[str, Side], list[Figure]] = defaultdict(list)
-            names: dict[str, None] = {}
             print(
                 f"{script} {' '.join(extra)}: {args.rounds} rounds, {args.against} "
                 f"({commit[:10]}) and this checkout in turn",
@@ -141,7 +135,6 @@ def main() -> int:
                     got: list[str] = []
                     for fig in run_once(root, script, extra):
                         if fig.ratio is not None:
-                            names.setdefault(fig.name, None)
                             runs[fig.name, side].append(fig)
                             got.append(f"{fig.ratio:.3f}×")
                     said.append(f"{side} {' / '.join(got) or 'no figures'}")
@@ -152,7 +145,7 @@ def main() -> int:
             )
 
     print()
-    for name in names:
+    for name in dict.fromkeys(name for name, _side in runs):  # in the order they came
         print(name)
         for side in sides:
             if runs[name, side]:

@@ -11,7 +11,6 @@ crashes is reported as such in the table and the others still run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _common import FIGURE_MARK, ROOT, Figure, load_average, machine, table
+from _common import ROOT, Figure, figure_in, load_average, machine, table
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {
@@ -57,8 +56,9 @@ def run(script: str, quick: bool) -> tuple[list[Figure], str | None]:
     figures: list[Figure] = []
     assert proc.stdout is not None
     for line in proc.stdout:
-        if line.startswith(FIGURE_MARK):
-            figures.append(Figure(**json.loads(line[len(FIGURE_MARK) :])))
+        fig = figure_in(line)
+        if fig is not None:
+            figures.append(fig)
         else:
             print(line, end="", flush=True)
     code = proc.wait()
